@@ -1,0 +1,44 @@
+# genlab: every target runs inside .venv, which `make install` creates on first use.
+# Pass Hydra overrides with ARGS, e.g. make train ARGS="model=vae trainer.max_epochs=3".
+
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+ARGS   ?=
+CKPT   ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install train sample test test-fast lint format clean
+
+help: ## list every target
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install genlab with its dev tools (editable)
+
+train: $(STAMP) ## train (default: quick-start DCGAN on embedded MNIST); ARGS="model=vae ..."
+	$(BIN)/genlab-train $(ARGS)
+
+sample: $(STAMP) ## write samples from a checkpoint: make sample CKPT=path/to/last.ckpt ARGS="n=64"
+	$(BIN)/genlab-sample ckpt_path=$(CKPT) $(ARGS)
+
+test: $(STAMP) ## run the whole test suite (what CI runs)
+	$(BIN)/python -m pytest $(ARGS)
+
+lint: $(STAMP) ## check style and common bugs with ruff
+	$(BIN)/ruff check src tests scripts
+	$(BIN)/ruff format --check src tests scripts
+
+format: $(STAMP) ## rewrite code in the project's style with ruff
+	$(BIN)/ruff check --fix src tests scripts
+	$(BIN)/ruff format src tests scripts
+
+clean: ## remove caches, build files and run outputs (keeps .venv and data/)
+	rm -rf outputs .pytest_cache .ruff_cache build dist
+	find . -name __pycache__ -type d -prune -not -path "./$(VENV)/*" -exec rm -rf {} +

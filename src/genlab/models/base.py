@@ -1,0 +1,143 @@
+"""What every generative model in genlab shares: latents, `generate`, optimisers, shape checks."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Callable, Iterable
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor, nn
+from torch.optim import Optimizer
+
+from genlab.utils.errors import ConfigError
+
+OptimizerFactory = Callable[..., Optimizer]
+SchedulerFactory = Callable[[Optimizer], object]
+
+
+class GenerativeModule(pl.LightningModule):
+    """Base class of GANModule and VAEModule.
+
+    Every consumer of a model (metrics, sample grids, `genlab-sample`, `genlab-eval`)
+    calls `generate(n)` and gets images in [-1, 1], whatever the model is.
+    """
+
+    #: the metric `optimized_metric=auto` ranks checkpoints by when no metrics are on
+    default_monitor: str | None = None
+
+    def __init__(
+        self,
+        latent_dim: int,
+        optimizer: OptimizerFactory,
+        scheduler: SchedulerFactory | None = None,
+    ) -> None:
+        super().__init__()
+        if latent_dim < 1:
+            raise ConfigError(f"model.latent_dim must be a positive integer, got {latent_dim}")
+        self.latent_dim = latent_dim
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+
+    @abstractmethod
+    def decode(self, z: Tensor) -> Tensor:
+        """Map latents to images in [-1, 1]."""
+
+    @abstractmethod
+    def check_fits(self, image_shape: tuple[int, int, int]) -> None:
+        """Raise ConfigError unless the networks take and make images of `image_shape`."""
+
+    def optimizer_steps_for(self, iterations: int) -> int:
+        """Lightning's `global_step` after `iterations` training batches.
+
+        With manual optimisation every `optimizer.step()` advances `global_step`, so a
+        GAN counts several per batch; `trainer.max_steps` in genlab's configs means
+        training iterations and is converted with this method.
+        """
+        return iterations
+
+    def sample_latent(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """Draw z ~ N(0, I). With a seeded CPU `generator` the draw is the same on any device."""
+        if generator is None:
+            return torch.randn(n, self.latent_dim, device=self.device)
+        return torch.randn(n, self.latent_dim, generator=generator).to(self.device)
+
+    @torch.no_grad()
+    def generate(
+        self, n: int, generator: torch.Generator | None = None, batch_size: int = 500
+    ) -> Tensor:
+        """`n` images in [-1, 1] from the prior, made in eval mode in batches of `batch_size`."""
+        was_training = self.training
+        self.eval()
+        try:
+            z = self.sample_latent(n, generator)
+            images = [self.decode(chunk) for chunk in z.split(batch_size)]
+        finally:
+            self.train(was_training)
+        return torch.cat(images).clamp_(-1.0, 1.0)
+
+    def make_optimizer(self, params: Iterable[nn.Parameter], **overrides: float) -> Optimizer:
+        """Build an optimiser from the config's partial, e.g. with a per-network learning rate."""
+        kwargs = {k: v for k, v in overrides.items() if v is not None}
+        lr = kwargs.get("lr", getattr(self.optimizer_factory, "keywords", {}).get("lr"))
+        if lr is not None and lr <= 0:
+            raise ConfigError(f"learning rate must be > 0, got {lr}; fix model.optimizer.lr")
+        return self.optimizer_factory(params, **kwargs)
+
+    def with_schedulers(self, optimizers: list[Optimizer]) -> list[Optimizer] | tuple[list, list]:
+        """Return what `configure_optimizers` expects, adding one scheduler per optimiser."""
+        if self.scheduler_factory is None:
+            return optimizers
+        return optimizers, [self.scheduler_factory(opt) for opt in optimizers]
+
+
+def check_output_shape(
+    net_name: str, output: Tensor, expected: tuple[int, int, int], hint: str
+) -> None:
+    """Raise ConfigError naming both shapes when a network's image output is the wrong size."""
+    got = tuple(output.shape[1:])
+    if got != tuple(expected):
+        raise ConfigError(
+            f"{net_name} makes images of shape {got} but the data has shape {tuple(expected)}; "
+            f"{hint}"
+        )
+
+
+def dry_run(net_name: str, net: nn.Module, inputs: Tensor, what: str, hint: str) -> Tensor:
+    """Run `net` on `inputs` in eval mode as a start-up check; a crash becomes a ConfigError.
+
+    `what` describes the inputs ("images of shape (1, 28, 28)") and `hint` says
+    which config keys to change.
+    """
+    was_training = net.training
+    net.eval()
+    try:
+        with torch.no_grad():
+            return net(inputs)
+    except RuntimeError as err:
+        first_line = str(err).splitlines()[0]
+        raise ConfigError(f"{net_name} cannot take {what} ({first_line}); {hint}") from None
+    finally:
+        net.train(was_training)
+
+
+def dry_run_on_images(net_name: str, net: nn.Module, image_shape: tuple[int, int, int]) -> Tensor:
+    """`dry_run` on two blank images of the data's shape."""
+    return dry_run(
+        net_name,
+        net,
+        torch.zeros(2, *image_shape),
+        f"images of shape {tuple(image_shape)}",
+        "make its channels/image_size match data.channels and data.image_size",
+    )
+
+
+def dry_run_on_latents(net_name: str, net: nn.Module, latent_dim: int) -> Tensor:
+    """`dry_run` on two latent vectors."""
+    return dry_run(
+        net_name,
+        net,
+        torch.zeros(2, latent_dim),
+        f"latents of size {latent_dim}",
+        "check model.latent_dim",
+    )

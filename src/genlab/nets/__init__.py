@@ -1,0 +1,1 @@
+"""Plain `nn.Module` architectures. Nothing here knows about Lightning, files or loggers."""

@@ -1,0 +1,70 @@
+"""genlab-sample: generate images from a checkpoint.
+
+    genlab-sample ckpt_path=<run>/checkpoints/last.ckpt n=64            # one grid PNG
+    genlab-sample ckpt_path=<run>/checkpoints/last.ckpt n=1000 out_dir=gen  # an ImageFolder
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+import torch
+from omegaconf import DictConfig
+from torchvision.utils import make_grid, save_image
+
+from genlab.checkpoints import load_model
+from genlab.utils.errors import ConfigError, user_errors_reported
+from genlab.utils.paths import config_dir
+from genlab.utils.resolvers import register_resolvers
+
+log = logging.getLogger(__name__)
+
+IMAGE_FOLDER_CLASS = "samples"  # ImageFolder needs one subfolder per class
+
+
+def write_grid(images: torch.Tensor, path: Path, nrow: int) -> Path:
+    """Save images in [-1, 1] as one PNG grid."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_image(make_grid(images, nrow=nrow, normalize=True, value_range=(-1, 1)), path)
+    return path
+
+
+def write_image_folder(images: torch.Tensor, out_dir: Path) -> Path:
+    """Save each image as `<out_dir>/samples/000000.png`, the layout torchvision's ImageFolder reads."""
+    folder = out_dir / IMAGE_FOLDER_CLASS
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, image in enumerate(images):
+        save_image((image + 1.0) / 2.0, folder / f"{i:06d}.png")
+    return folder
+
+
+def sample(cfg: DictConfig) -> Path:
+    """Generate `cfg.n` images from `cfg.ckpt_path`; return the file or folder written."""
+    if cfg.n < 1:
+        raise ConfigError(f"n must be >= 1, got {cfg.n}")
+    model, _ = load_model(cfg.ckpt_path)
+    device = torch.device(cfg.device)
+    model.to(device)
+    images = model.generate(cfg.n, generator=torch.Generator().manual_seed(cfg.seed)).cpu()
+    if cfg.out_dir is None:
+        written = write_grid(images, Path(cfg.paths.output_dir) / "samples.png", cfg.nrow)
+    else:
+        written = write_image_folder(images, Path(cfg.out_dir))
+    log.info("wrote %d samples to %s", cfg.n, written)
+    return written
+
+
+register_resolvers()
+
+
+@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="sample")
+def main(cfg: DictConfig) -> None:
+    """Console entry point `genlab-sample`."""
+    with user_errors_reported():
+        sample(cfg)
+
+
+if __name__ == "__main__":
+    main()

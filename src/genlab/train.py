@@ -1,0 +1,92 @@
+"""genlab-train: compose a config with Hydra, build data, model, callbacks, loggers, fit.
+
+    genlab-train                                  # the quick start (DCGAN, embedded MNIST)
+    genlab-train model=vae trainer.max_epochs=3   # any key can be overridden
+    genlab-train -m model=gan,vae seed=1,2        # a sweep
+"""
+
+from __future__ import annotations
+
+import logging
+
+import hydra
+import pytorch_lightning as pl
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from genlab.callbacks import StoreRunConfig
+from genlab.utils.config_checks import check_top_level_keys, check_trainer_steps
+from genlab.utils.errors import user_errors_reported
+from genlab.utils.instantiate import build, build_all
+from genlab.utils.paths import config_dir
+from genlab.utils.resolvers import register_resolvers
+from genlab.utils.run_logging import finish_wandb, log_hyperparameters
+
+log = logging.getLogger(__name__)
+
+
+def resolve_optimized_metric(cfg: DictConfig, model: pl.LightningModule) -> str | None:
+    """`auto`: the metrics group's FID when on, else the model's own validation loss."""
+    if cfg.optimized_metric != "auto":
+        return cfg.optimized_metric
+    return cfg.metrics.get("monitor") or getattr(model, "default_monitor", None)
+
+
+def train(cfg: DictConfig) -> float | None:
+    """Fit the configured model; return the best value of `optimized_metric` (for sweepers)."""
+    check_top_level_keys(cfg)
+    check_trainer_steps(cfg)
+    if cfg.seed is not None:
+        pl.seed_everything(cfg.seed, workers=True)
+
+    datamodule = build("data", cfg.data)
+    model = build("model", cfg.model)
+    model.check_fits(datamodule.image_shape)
+    cfg.optimized_metric = resolve_optimized_metric(cfg, model)
+
+    run_config = OmegaConf.to_container(cfg, resolve=True)
+    callbacks = [*build_all("callbacks", cfg.callbacks), StoreRunConfig(run_config)]
+    loggers = build_all("logger", cfg.logger)
+    trainer: pl.Trainer = build(
+        "trainer",
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=loggers,
+        max_steps=model.optimizer_steps_for(cfg.trainer.max_steps),
+    )
+    log_hyperparameters(trainer, run_config, model)
+    log.info("output directory: %s", cfg.paths.output_dir)
+
+    exit_code = 1
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        exit_code = 0
+    finally:
+        finish_wandb(exit_code)
+    return best_value(trainer, cfg.optimized_metric)
+
+
+def best_value(trainer: pl.Trainer, metric: str | None) -> float | None:
+    """The best checkpointed value of `metric`, else its last logged value."""
+    checkpoint = trainer.checkpoint_callback
+    if metric and checkpoint is not None and checkpoint.monitor == metric:
+        score = checkpoint.best_model_score
+        if score is not None:
+            return float(score)
+    value = trainer.callback_metrics.get(metric) if metric else None
+    return None if value is None else float(value)
+
+
+register_resolvers()
+
+
+@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    """Console entry point `genlab-train`."""
+    with user_errors_reported(multirun=HydraConfig.get().mode == RunMode.MULTIRUN):
+        return train(cfg)
+
+
+if __name__ == "__main__":
+    main()

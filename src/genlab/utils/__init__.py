@@ -1,0 +1,1 @@
+"""Small helpers shared by the entry points: paths, errors, config checks."""
