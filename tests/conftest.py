@@ -27,6 +27,7 @@ TINY_RUN = [
     "+trainer.limit_train_batches=3",
     "+trainer.limit_val_batches=2",
     "trainer.enable_model_summary=false",
+    "trainer.log_every_n_steps=1",
     "data.batch_size=16",
     "callbacks.sample_grid.n=16",
     "callbacks.progress_bar=null",

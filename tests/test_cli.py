@@ -1,0 +1,94 @@
+"""The console scripts as a user runs them: subprocesses, from another working directory."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from tests.conftest import TINY_RUN
+
+BIN = Path(sys.executable).parent
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "HYDRA_FULL_ERROR": "0"}
+    env.pop("WANDB_API_KEY", None)
+    proc = subprocess.run(
+        cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{cmd} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def quickstart_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A few iterations of the quick-start GAN through `genlab-train`, launched outside the repo."""
+    cwd = tmp_path_factory.mktemp("elsewhere")
+    run_dir = cwd / "run"
+    run(
+        [str(BIN / "genlab-train"), "experiment=quickstart", *TINY_RUN,
+         f"hydra.run.dir={run_dir}", f"paths.cache_dir={cwd / 'cache'}"],
+        cwd=cwd,
+    )  # fmt: skip
+    return run_dir
+
+
+def test_train_leaves_config_checkpoints_samples_csv_and_wandb(quickstart_run: Path) -> None:
+    assert (quickstart_run / ".hydra" / "config.yaml").is_file()
+    assert (quickstart_run / ".hydra" / "overrides.yaml").is_file()
+    assert (quickstart_run / "checkpoints" / "last.ckpt").is_file()
+    assert (quickstart_run / "checkpoints" / "best.ckpt").is_file()
+    grid = Image.open(quickstart_run / "samples" / "epoch_0000.png")
+    assert grid.size[0] > 28 * 4  # a grid, not one image
+    header = (quickstart_run / "csv" / "metrics.csv").read_text().splitlines()[0].split(",")
+    for key in ("train/g_loss", "train/d_loss", "train/d_real", "train/d_fake", "val/d_loss"):
+        assert key in header
+    offline_runs = list((quickstart_run / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(offline_runs) == 1
+
+
+def test_checkpoint_carries_the_run_config(quickstart_run: Path) -> None:
+    ckpt = torch.load(quickstart_run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["genlab_config"]["model"]["_target_"] == "genlab.models.GANModule"
+    assert ckpt["genlab_config"]["data"]["batch_size"] == 16
+
+
+def test_sample_writes_a_grid_and_an_image_folder(quickstart_run: Path, tmp_path: Path) -> None:
+    ckpt = quickstart_run / "checkpoints" / "last.ckpt"
+    grid_dir = tmp_path / "grid"
+    run([str(BIN / "genlab-sample"), f"ckpt_path={ckpt}", "n=16", f"hydra.run.dir={grid_dir}"],
+        cwd=tmp_path)  # fmt: skip
+    assert Image.open(grid_dir / "samples.png").size == (2 + 8 * 30, 2 + 2 * 30)
+    out = tmp_path / "folder"
+    run([str(BIN / "genlab-sample"), f"ckpt_path={ckpt}", "n=20", f"out_dir={out}",
+         f"hydra.run.dir={tmp_path / 'r'}"], cwd=tmp_path)  # fmt: skip
+    files = sorted((out / "samples").glob("*.png"))
+    assert len(files) == 20
+    assert Image.open(files[0]).size == (28, 28)
+
+
+def test_sample_rejects_a_truncated_checkpoint_in_one_line(
+    quickstart_run: Path, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken.ckpt"
+    broken.write_bytes((quickstart_run / "checkpoints" / "last.ckpt").read_bytes()[:1000])
+    proc = run([str(BIN / "genlab-sample"), f"ckpt_path={broken}", f"hydra.run.dir={tmp_path}"],
+               cwd=tmp_path, check=False)  # fmt: skip
+    assert proc.returncode == 2
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "cannot be read" in errors[0] and str(broken) in errors[0]
+
+
+def test_unknown_top_level_key_fails_before_training(tmp_path: Path) -> None:
+    proc = run([str(BIN / "genlab-train"), "+trainr.max_epochs=1", f"hydra.run.dir={tmp_path}"],
+               cwd=tmp_path, check=False)  # fmt: skip
+    assert proc.returncode == 2
+    assert "error: unknown top-level config key(s) trainr" in proc.stderr
+    assert not (tmp_path / "checkpoints").exists()

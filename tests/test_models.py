@@ -1,0 +1,172 @@
+"""GANModule and VAEModule trained for a few real steps with Lightning's Trainer."""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from genlab.models import GANModule, VAEModule
+from genlab.nets.conv_vae import ConvDecoder, ConvEncoder
+from genlab.nets.dcgan import DCGANDiscriminator, DCGANGenerator
+from genlab.utils.errors import ConfigError
+
+LATENT = 8
+
+
+def tiny_gan(**kwargs: object) -> GANModule:
+    return GANModule(
+        generator=DCGANGenerator(latent_dim=LATENT, width=8),
+        discriminator=DCGANDiscriminator(width=8),
+        optimizer=partial(torch.optim.Adam, lr=2e-4, betas=(0.5, 0.999)),
+        latent_dim=LATENT,
+        **kwargs,
+    )
+
+
+def tiny_vae(**kwargs: object) -> VAEModule:
+    return VAEModule(
+        encoder=ConvEncoder(latent_dim=LATENT, width=8, hidden=32),
+        decoder=ConvDecoder(latent_dim=LATENT, width=8, hidden=32),
+        optimizer=partial(torch.optim.Adam, lr=1e-3),
+        latent_dim=LATENT,
+        **kwargs,
+    )
+
+
+def loader(n: int = 64, batch_size: int = 8) -> DataLoader:
+    images = torch.rand(n, 1, 28, 28) * 2 - 1
+    return DataLoader(TensorDataset(images, torch.zeros(n, dtype=torch.long)), batch_size)
+
+
+def fit(model: pl.LightningModule, iterations: int, **trainer_kwargs: object) -> pl.Trainer:
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_steps=model.optimizer_steps_for(iterations),
+        max_epochs=100,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        **trainer_kwargs,
+    )
+    trainer.fit(model, train_dataloaders=loader())
+    return trainer
+
+
+class CountBatches(pl.Callback):
+    def __init__(self) -> None:
+        self.batches = 0
+
+    def on_train_batch_end(self, *args: object) -> None:
+        self.batches += 1
+
+
+@pytest.mark.parametrize(("n_critic", "g_steps"), [(1, 5), (2, 2), (5, 1)])
+def test_gan_max_steps_counts_iterations(n_critic: int, g_steps: int) -> None:
+    counter = CountBatches()
+    model = tiny_gan(n_critic=n_critic)
+    trainer = fit(model, iterations=5, callbacks=[counter])
+    assert counter.batches == 5
+    assert trainer.global_step == 5 + g_steps
+    opt_g, opt_d = trainer.optimizers
+    assert opt_d.state[next(iter(model.discriminator.parameters()))]["step"].item() == 5
+    assert opt_g.state[next(iter(model.generator.parameters()))]["step"].item() == g_steps
+
+
+def test_gan_trains_both_networks_and_logs_its_scalars() -> None:
+    model = tiny_gan()
+    g_before = [p.detach().clone() for p in model.generator.parameters()]
+    d_before = [p.detach().clone() for p in model.discriminator.parameters()]
+    trainer = fit(model, iterations=3, log_every_n_steps=1)
+    assert any(not torch.equal(a, b) for a, b in zip(g_before, model.generator.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(d_before, model.discriminator.parameters()))
+    logged = trainer.callback_metrics
+    for key in ("train/g_loss", "train/d_loss", "train/d_real", "train/d_fake"):
+        assert torch.isfinite(logged[key]), key
+    assert 0 < logged["train/d_real"] < 1 and 0 < logged["train/d_fake"] < 1
+
+
+def test_discriminator_only_iterations_leave_the_generator_unchanged() -> None:
+    # n_critic=2: the first iteration updates D alone; G's weights must not move.
+    model = tiny_gan(n_critic=2)
+    g_before = [p.detach().clone() for p in model.generator.parameters()]
+    fit(model, iterations=1)
+    assert all(torch.equal(a, b) for a, b in zip(g_before, model.generator.parameters()))
+    assert model.iteration == 1
+
+
+def test_vae_logs_negative_elbo_and_its_terms() -> None:
+    model = tiny_vae()
+    trainer = fit(model, iterations=4, log_every_n_steps=1)
+    m = trainer.callback_metrics
+    assert m["train/loss"].item() == pytest.approx((m["train/recon"] + m["train/kl"]).item(), rel=1e-5)
+    assert m["train/kl"] >= 0
+
+
+def test_vae_kl_warmup_ramps_beta() -> None:
+    model = tiny_vae(beta=2.0, kl_warmup_steps=4)
+    trainer = fit(model, iterations=2, log_every_n_steps=1)
+    assert trainer.callback_metrics["train/beta"].item() == pytest.approx(2.0 * 2 / 4)
+
+
+def test_vae_gaussian_likelihood_runs() -> None:
+    model = tiny_vae(likelihood="gaussian", gaussian_sigma=0.5)
+    trainer = fit(model, iterations=2, log_every_n_steps=1)
+    assert math.isfinite(trainer.callback_metrics["train/loss"].item())
+
+
+@pytest.mark.parametrize("make", [tiny_gan, tiny_vae])
+def test_generate_is_reproducible_in_range_and_keeps_train_mode(make) -> None:
+    model = make()
+    model.train()
+    a = model.generate(10, generator=torch.Generator().manual_seed(3), batch_size=4)
+    b = model.generate(10, generator=torch.Generator().manual_seed(3))
+    assert a.shape == (10, 1, 28, 28)
+    assert torch.equal(a, b)
+    assert a.min() >= -1 and a.max() <= 1
+    assert model.training
+
+
+def test_bad_model_settings_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match="n_critic"):
+        tiny_gan(n_critic=0)
+    with pytest.raises(ConfigError, match="likelihood"):
+        tiny_vae(likelihood="poisson")
+    with pytest.raises(ConfigError, match="learning rate must be > 0"):
+        GANModule(
+            generator=DCGANGenerator(latent_dim=LATENT, width=8),
+            discriminator=DCGANDiscriminator(width=8),
+            optimizer=partial(torch.optim.Adam, lr=0.0),
+            latent_dim=LATENT,
+        ).configure_optimizers()
+
+
+def test_latent_size_mismatch_is_named() -> None:
+    model = GANModule(
+        generator=DCGANGenerator(latent_dim=LATENT, width=8),
+        discriminator=DCGANDiscriminator(width=8),
+        optimizer=torch.optim.Adam,
+        latent_dim=LATENT + 1,
+    )
+    with pytest.raises(ConfigError, match="latent_dim"):
+        model.check_fits((1, 28, 28))
+
+
+def test_channel_mismatch_is_named() -> None:
+    with pytest.raises(ConfigError, match=r"generator makes images of shape \(1, 28, 28\)"):
+        tiny_gan().check_fits((3, 28, 28))
+    colour_g_grey_d = GANModule(
+        generator=DCGANGenerator(latent_dim=LATENT, channels=3, width=8),
+        discriminator=DCGANDiscriminator(channels=1, width=8),
+        optimizer=torch.optim.Adam,
+        latent_dim=LATENT,
+    )
+    with pytest.raises(ConfigError, match=r"discriminator cannot take images of shape \(3, 28, 28\)"):
+        colour_g_grey_d.check_fits((3, 28, 28))
+    with pytest.raises(ConfigError, match="encoder cannot take images"):
+        tiny_vae().check_fits((3, 28, 28))
