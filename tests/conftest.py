@@ -60,7 +60,7 @@ def compose_config(
 
 @pytest.fixture
 def make_config(tmp_path: Path) -> Callable[..., DictConfig]:
-    """`make_config(name="train", overrides=[...], data_dir=None)` -> a composed config in tmp_path."""
+    """`make_config(name, overrides, data_dir)` -> a config composed with paths in tmp_path."""
 
     def _make(
         config_name: str = "train",

@@ -74,8 +74,12 @@ def test_gan_max_steps_counts_iterations(n_critic: int, g_steps: int) -> None:
     assert counter.batches == 5
     assert trainer.global_step == 5 + g_steps
     opt_g, opt_d = trainer.optimizers
-    assert opt_d.state[next(iter(model.discriminator.parameters()))]["step"].item() == 5
-    assert opt_g.state[next(iter(model.generator.parameters()))]["step"].item() == g_steps
+    assert (
+        opt_d.state[next(iter(model.discriminator.parameters(), strict=True))]["step"].item() == 5
+    )
+    assert (
+        opt_g.state[next(iter(model.generator.parameters(), strict=True))]["step"].item() == g_steps
+    )
 
 
 def test_gan_trains_both_networks_and_logs_its_scalars() -> None:
@@ -83,8 +87,13 @@ def test_gan_trains_both_networks_and_logs_its_scalars() -> None:
     g_before = [p.detach().clone() for p in model.generator.parameters()]
     d_before = [p.detach().clone() for p in model.discriminator.parameters()]
     trainer = fit(model, iterations=3, log_every_n_steps=1)
-    assert any(not torch.equal(a, b) for a, b in zip(g_before, model.generator.parameters()))
-    assert any(not torch.equal(a, b) for a, b in zip(d_before, model.discriminator.parameters()))
+    assert any(
+        not torch.equal(a, b) for a, b in zip(g_before, model.generator.parameters(), strict=True)
+    )
+    assert any(
+        not torch.equal(a, b)
+        for a, b in zip(d_before, model.discriminator.parameters(), strict=True)
+    )
     logged = trainer.callback_metrics
     for key in ("train/g_loss", "train/d_loss", "train/d_real", "train/d_fake"):
         assert torch.isfinite(logged[key]), key
@@ -96,7 +105,9 @@ def test_discriminator_only_iterations_leave_the_generator_unchanged() -> None:
     model = tiny_gan(n_critic=2)
     g_before = [p.detach().clone() for p in model.generator.parameters()]
     fit(model, iterations=1)
-    assert all(torch.equal(a, b) for a, b in zip(g_before, model.generator.parameters()))
+    assert all(
+        torch.equal(a, b) for a, b in zip(g_before, model.generator.parameters(), strict=True)
+    )
     assert model.iteration == 1
 
 
@@ -104,7 +115,9 @@ def test_vae_logs_negative_elbo_and_its_terms() -> None:
     model = tiny_vae()
     trainer = fit(model, iterations=4, log_every_n_steps=1)
     m = trainer.callback_metrics
-    assert m["train/loss"].item() == pytest.approx((m["train/recon"] + m["train/kl"]).item(), rel=1e-5)
+    assert m["train/loss"].item() == pytest.approx(
+        (m["train/recon"] + m["train/kl"]).item(), rel=1e-5
+    )
     assert m["train/kl"] >= 0
 
 
@@ -166,7 +179,9 @@ def test_channel_mismatch_is_named() -> None:
         optimizer=torch.optim.Adam,
         latent_dim=LATENT,
     )
-    with pytest.raises(ConfigError, match=r"discriminator cannot take images of shape \(3, 28, 28\)"):
+    with pytest.raises(
+        ConfigError, match=r"discriminator cannot take images of shape \(3, 28, 28\)"
+    ):
         colour_g_grey_d.check_fits((3, 28, 28))
     with pytest.raises(ConfigError, match="encoder cannot take images"):
         tiny_vae().check_fits((3, 28, 28))

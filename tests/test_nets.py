@@ -26,7 +26,10 @@ def test_dcgan_matches_the_issue_sizes() -> None:
     # G = Linear 100 -> 7x7x128, ConvT 128 -> 64 -> 1; D = Conv 1 -> 64 -> 128 + Linear.
     g = DCGANGenerator()
     assert g.project[0].out_features == 7 * 7 * 128
-    assert [m.out_channels for m in g.upsample if isinstance(m, torch.nn.ConvTranspose2d)] == [64, 1]
+    assert [m.out_channels for m in g.upsample if isinstance(m, torch.nn.ConvTranspose2d)] == [
+        64,
+        1,
+    ]
     d = DCGANDiscriminator()
     assert [m.out_channels for m in d.features if isinstance(m, torch.nn.Conv2d)] == [64, 128]
     assert all(m.kernel_size == (4, 4) for m in d.features if isinstance(m, torch.nn.Conv2d))

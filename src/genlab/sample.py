@@ -1,7 +1,7 @@
 """genlab-sample: generate images from a checkpoint.
 
-    genlab-sample ckpt_path=<run>/checkpoints/last.ckpt n=64            # one grid PNG
-    genlab-sample ckpt_path=<run>/checkpoints/last.ckpt n=1000 out_dir=gen  # an ImageFolder
+genlab-sample ckpt_path=<run>/checkpoints/last.ckpt n=64            # one grid PNG
+genlab-sample ckpt_path=<run>/checkpoints/last.ckpt n=1000 out_dir=gen  # an ImageFolder
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def write_grid(images: torch.Tensor, path: Path, nrow: int) -> Path:
 
 
 def write_image_folder(images: torch.Tensor, out_dir: Path) -> Path:
-    """Save each image as `<out_dir>/samples/000000.png`, the layout torchvision's ImageFolder reads."""
+    """Save each image as `<out_dir>/samples/000000.png`: the layout ImageFolder reads."""
     folder = out_dir / IMAGE_FOLDER_CLASS
     folder.mkdir(parents=True, exist_ok=True)
     for i, image in enumerate(images):

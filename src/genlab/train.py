@@ -1,8 +1,8 @@
 """genlab-train: compose a config with Hydra, build data, model, callbacks, loggers, fit.
 
-    genlab-train                                  # the quick start (DCGAN, embedded MNIST)
-    genlab-train model=vae trainer.max_epochs=3   # any key can be overridden
-    genlab-train -m model=gan,vae seed=1,2        # a sweep
+genlab-train                                  # the quick start (DCGAN, embedded MNIST)
+genlab-train model=vae trainer.max_epochs=3   # any key can be overridden
+genlab-train -m model=gan,vae seed=1,2        # a sweep
 """
 
 from __future__ import annotations

@@ -19,8 +19,9 @@ class SampleGrid(pl.Callback):
     every run with the same seed shows the same noise and can be compared.
     """
 
-    def __init__(self, dirpath: str, n: int = 64, nrow: int = 8, seed: int = 0,
-                 every_n_epochs: int = 1) -> None:
+    def __init__(
+        self, dirpath: str, n: int = 64, nrow: int = 8, seed: int = 0, every_n_epochs: int = 1
+    ) -> None:
         super().__init__()
         if n < 1 or every_n_epochs < 1:
             raise ValueError("callbacks.sample_grid.n and every_n_epochs must be >= 1")

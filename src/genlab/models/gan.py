@@ -85,7 +85,7 @@ class GANModule(GenerativeModule):
             return iterations
         return iterations + iterations // self.n_critic
 
-    def configure_optimizers(self):  # noqa: ANN201 - Lightning accepts several shapes
+    def configure_optimizers(self):
         opt_g = self.make_optimizer(self.generator.parameters(), lr=self.lr_g)
         opt_d = self.make_optimizer(self.discriminator.parameters(), lr=self.lr_d)
         return self.with_schedulers([opt_g, opt_d])
@@ -147,4 +147,3 @@ class GANModule(GenerativeModule):
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.iteration = checkpoint.get("gan_iteration", 0)
-

@@ -52,7 +52,8 @@ class VAEModule(GenerativeModule):
         super().__init__(latent_dim, optimizer, scheduler)
         if likelihood not in LIKELIHOODS:
             raise ConfigError(
-                f"model.likelihood={likelihood!r} is unknown; choose one of {', '.join(LIKELIHOODS)}"
+                f"model.likelihood={likelihood!r} is unknown; "
+                f"choose one of {', '.join(LIKELIHOODS)}"
             )
         if beta < 0 or kl_warmup_steps < 0 or gaussian_sigma <= 0:
             raise ConfigError(
@@ -102,7 +103,7 @@ class VAEModule(GenerativeModule):
             return self.beta
         return self.beta * min(1.0, (self.global_step + 1) / self.kl_warmup_steps)
 
-    def configure_optimizers(self):  # noqa: ANN201 - Lightning accepts several shapes
+    def configure_optimizers(self):
         return self.with_schedulers([self.make_optimizer(self.parameters())])
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:

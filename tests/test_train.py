@@ -1,0 +1,91 @@
+"""`genlab.train.train` in-process: every model on every datamodule, and start-up checks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import DictConfig
+
+from genlab.data import DataError
+from genlab.train import train
+from genlab.utils.errors import ConfigError
+from tests.conftest import TINY_RUN
+from tests.helpers.fake_datasets import write_cifar10, write_image_folder, write_mnist
+
+MakeConfig = Callable[..., DictConfig]
+
+
+def data_overrides(name: str, root: Path) -> list[str]:
+    """Write a tiny copy of dataset `name` under `root`; return the overrides that select it."""
+    if name in {"mnist", "fashion_mnist"}:
+        write_mnist(root, folder="MNIST" if name == "mnist" else "FashionMNIST")
+        return [f"data={name}", "data.batch_size=8", "data.val_fraction=0.25"]
+    if name == "cifar10":
+        write_cifar10(root)
+        return ["data=cifar10", "data.verify_checksums=false", "data.batch_size=8"]
+    if name == "image_folder":
+        write_image_folder(root / "images", per_class=10, size=36)
+        return ["data=image_folder", "data.image_size=32", "data.batch_size=8"]
+    return [f"data={name}"]
+
+
+DATASETS = ["mnist_embedded", "mnist", "fashion_mnist", "cifar10", "image_folder"]
+
+
+@pytest.mark.parametrize("model", ["gan", "vae"])
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_fast_dev_run_every_model_on_every_datamodule(
+    make_config: MakeConfig, tmp_path: Path, model: str, dataset: str
+) -> None:
+    data_dir = tmp_path / "data"
+    overrides = ["debug=fast", f"model={model}", *data_overrides(dataset, data_dir)]
+    cfg = make_config(overrides=overrides, data_dir=data_dir)
+    train(cfg)
+
+
+def test_max_steps_counts_gan_iterations(make_config: MakeConfig) -> None:
+    tiny = [o for o in TINY_RUN if "limit_train_batches" not in o and "max_epochs" not in o]
+    cfg = make_config(
+        overrides=[*tiny, "logger=csv", "trainer.max_epochs=5", "trainer.max_steps=4"]
+    )
+    train(cfg)
+    lines = (Path(cfg.paths.output_dir) / "csv" / "metrics.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    rows = [dict(zip(header, line.split(","), strict=True)) for line in lines[1:]]
+    train_steps = sorted(int(r["step"]) for r in rows if r["train/d_loss"])
+    assert train_steps == [0, 1, 2, 3]  # 4 iterations, though Lightning made 8 optimizer steps
+    ckpt = torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["global_step"] == 8
+
+
+def test_the_seeds_56x56_generator_fails_before_training(make_config: MakeConfig) -> None:
+    cfg = make_config(
+        overrides=["debug=fast", "model/net=seed_literal", "model.generator.strides=[1,2,2,2]"]
+    )
+    with pytest.raises(ConfigError, match=r"\(1, 56, 56\) but the data has shape \(1, 28, 28\)"):
+        train(cfg)
+    assert not (Path(cfg.paths.output_dir) / "checkpoints").exists()
+
+
+@pytest.mark.parametrize(
+    ("override", "error", "pattern"),
+    [
+        ("model.optimizer.lr=0", ConfigError, "learning rate must be > 0"),
+        ("model.optimizer.lr=-1e-3", ConfigError, "learning rate must be > 0"),
+        ("model.latent_dim=abc", ConfigError, "cannot build `model`"),
+        ("model.loss=hing", ConfigError, "choose one of nonsaturating"),
+        ("data.batch_size=5000", DataError, "data.batch_size=5000 is larger than the 4500"),
+        ("data.channels=3", DataError, "have 1 channel.*data.channels=3"),
+        ("trainer.max_steps=0", ConfigError, "trainer.max_steps must be"),
+    ],
+)
+def test_bad_input_fails_with_one_line(
+    make_config: MakeConfig, override: str, error: type[Exception], pattern: str
+) -> None:
+    cfg = make_config(overrides=["debug=fast", override])
+    with pytest.raises(error, match=pattern) as info:
+        train(cfg)
+    assert "\n" not in str(info.value)
