@@ -9,7 +9,7 @@ ARGS   ?=
 CKPT   ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install train sample test test-fast lint format clean
+.PHONY: help install train sample eval fid-classifier test lint format clean
 
 help: ## list every target
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -27,6 +27,12 @@ train: $(STAMP) ## train (default: quick-start DCGAN on embedded MNIST); ARGS="m
 
 sample: $(STAMP) ## write samples from a checkpoint: make sample CKPT=path/to/last.ckpt ARGS="n=64"
 	$(BIN)/genlab-sample ckpt_path=$(CKPT) $(ARGS)
+
+eval: $(STAMP) ## FID/KID/IS, precision/recall (+ VAE NLL) of a checkpoint: make eval CKPT=...
+	$(BIN)/genlab-eval ckpt_path=$(CKPT) $(ARGS)
+
+fid-classifier: $(STAMP) ## retrain the LeNet behind metrics=fid_lenet (deterministic)
+	$(BIN)/python scripts/train_fid_classifier.py $(ARGS)
 
 test: $(STAMP) ## run the whole test suite (what CI runs)
 	$(BIN)/python -m pytest $(ARGS)

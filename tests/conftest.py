@@ -29,6 +29,7 @@ TINY_RUN = [
     "trainer.enable_model_summary=false",
     "trainer.log_every_n_steps=1",
     "data.batch_size=16",
+    "metrics.n_samples=100",
     "callbacks.sample_grid.n=16",
     "callbacks.progress_bar=null",
     "callbacks.model_summary=null",

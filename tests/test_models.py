@@ -74,12 +74,8 @@ def test_gan_max_steps_counts_iterations(n_critic: int, g_steps: int) -> None:
     assert counter.batches == 5
     assert trainer.global_step == 5 + g_steps
     opt_g, opt_d = trainer.optimizers
-    assert (
-        opt_d.state[next(iter(model.discriminator.parameters()))]["step"].item() == 5
-    )
-    assert (
-        opt_g.state[next(iter(model.generator.parameters()))]["step"].item() == g_steps
-    )
+    assert opt_d.state[next(iter(model.discriminator.parameters()))]["step"].item() == 5
+    assert opt_g.state[next(iter(model.generator.parameters()))]["step"].item() == g_steps
 
 
 def test_gan_trains_both_networks_and_logs_its_scalars() -> None:

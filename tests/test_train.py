@@ -25,10 +25,10 @@ def data_overrides(name: str, root: Path) -> list[str]:
         return [f"data={name}", "data.batch_size=8", "data.val_fraction=0.25"]
     if name == "cifar10":
         write_cifar10(root)
-        return ["data=cifar10", "data.verify_checksums=false", "data.batch_size=8"]
+        return ["data=cifar10", "data.verify_checksums=false", "data.batch_size=8", "metrics=none"]
     if name == "image_folder":
         write_image_folder(root / "images", per_class=10, size=36)
-        return ["data=image_folder", "data.image_size=32", "data.batch_size=8"]
+        return ["data=image_folder", "data.image_size=32", "data.batch_size=8", "metrics=none"]
     return [f"data={name}"]
 
 
@@ -42,6 +42,8 @@ def test_fast_dev_run_every_model_on_every_datamodule(
 ) -> None:
     data_dir = tmp_path / "data"
     overrides = ["debug=fast", f"model={model}", *data_overrides(dataset, data_dir)]
+    if "metrics=none" not in overrides:
+        overrides.append("metrics.n_samples=100")
     cfg = make_config(overrides=overrides, data_dir=data_dir)
     train(cfg)
 
@@ -61,6 +63,15 @@ def test_max_steps_counts_gan_iterations(make_config: MakeConfig) -> None:
     assert ckpt["global_step"] == 8
 
 
+def test_lenet_metrics_on_colour_data_fail_before_training(
+    make_config: MakeConfig, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    overrides = ["debug=fast", *data_overrides("cifar10", data_dir)][:-1]  # keep fid_lenet
+    with pytest.raises(ConfigError, match="use metrics=fid_inception or metrics=none"):
+        train(make_config(overrides=overrides, data_dir=data_dir))
+
+
 def test_the_seeds_56x56_generator_fails_before_training(make_config: MakeConfig) -> None:
     cfg = make_config(
         overrides=["debug=fast", "model/net=seed_literal", "model.generator.strides=[1,2,2,2]"]
@@ -78,14 +89,15 @@ def test_the_seeds_56x56_generator_fails_before_training(make_config: MakeConfig
         ("model.latent_dim=abc", ConfigError, "cannot build `model`"),
         ("model.loss=hing", ConfigError, "choose one of nonsaturating"),
         ("data.batch_size=5000", DataError, "data.batch_size=5000 is larger than the 4500"),
-        ("data.channels=3", DataError, "have 1 channel.*data.channels=3"),
+        ("data.channels=3 metrics=none", DataError, "have 1 channel.*data.channels=3"),
         ("trainer.max_steps=0", ConfigError, "trainer.max_steps must be"),
+        ("metrics.n_samples=0", ConfigError, "metrics.n_samples must be >= 2"),
     ],
 )
 def test_bad_input_fails_with_one_line(
     make_config: MakeConfig, override: str, error: type[Exception], pattern: str
 ) -> None:
-    cfg = make_config(overrides=["debug=fast", override])
+    cfg = make_config(overrides=["debug=fast", *override.split()])
     with pytest.raises(error, match=pattern) as info:
         train(cfg)
     assert "\n" not in str(info.value)

@@ -26,11 +26,13 @@ from genlab.utils.run_logging import finish_wandb, log_hyperparameters
 log = logging.getLogger(__name__)
 
 
-def resolve_optimized_metric(cfg: DictConfig, model: pl.LightningModule) -> str | None:
+def resolve_optimized_metric(
+    cfg: DictConfig, model: pl.LightningModule, metrics: pl.Callback | None
+) -> str | None:
     """`auto`: the metrics group's FID when on, else the model's own validation loss."""
     if cfg.optimized_metric != "auto":
         return cfg.optimized_metric
-    return cfg.metrics.get("monitor") or getattr(model, "default_monitor", None)
+    return metrics.monitor if metrics is not None else model.default_monitor
 
 
 def train(cfg: DictConfig) -> float | None:
@@ -43,10 +45,15 @@ def train(cfg: DictConfig) -> float | None:
     datamodule = build("data", cfg.data)
     model = build("model", cfg.model)
     model.check_fits(datamodule.image_shape)
-    cfg.optimized_metric = resolve_optimized_metric(cfg, model)
+    metrics = build("metrics", cfg.metrics) if cfg.get("metrics") else None
+    if metrics is not None:
+        metrics.check_fits(datamodule.image_shape)
+    cfg.optimized_metric = resolve_optimized_metric(cfg, model, metrics)
 
     run_config = OmegaConf.to_container(cfg, resolve=True)
     callbacks = [*build_all("callbacks", cfg.callbacks), StoreRunConfig(run_config)]
+    if metrics is not None:
+        callbacks.append(metrics)
     loggers = build_all("logger", cfg.logger)
     trainer: pl.Trainer = build(
         "trainer",

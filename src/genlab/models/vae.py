@@ -90,12 +90,14 @@ class VAEModule(GenerativeModule):
         """Per-image reconstruction NLL and KL (nats), one reparameterised sample."""
         mu, logvar = self.encoder(x)
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
-        out = self.decoder(z)
-        if self.likelihood == "bernoulli":
-            recon = bernoulli_nll(out.float(), (x.float() + 1.0) / 2.0)
-        else:
-            recon = gaussian_nll(out.float(), x.float(), self.gaussian_sigma)
+        recon = self.reconstruction_nll(self.decoder(z), x)
         return recon, gaussian_kl(mu.float(), logvar.float())
+
+    def reconstruction_nll(self, decoder_out: Tensor, x: Tensor) -> Tensor:
+        """-log p(x|z) per image (nats), in float32 whatever the autocast precision."""
+        if self.likelihood == "bernoulli":
+            return bernoulli_nll(decoder_out.float(), (x.float() + 1.0) / 2.0)
+        return gaussian_nll(decoder_out.float(), x.float(), self.gaussian_sigma)
 
     def kl_weight(self) -> float:
         """beta, ramped linearly over the first `kl_warmup_steps` steps."""

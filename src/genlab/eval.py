@@ -1,0 +1,124 @@
+"""genlab-eval: measure a trained checkpoint and write metrics.json.
+
+genlab-eval ckpt_path=<run>/checkpoints/best.ckpt
+genlab-eval ckpt_path=... metrics=fid_inception metrics.n_samples=10000
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from omegaconf import DictConfig, open_dict
+from rich.console import Console
+from rich.table import Table
+
+from genlab.checkpoints import load_model
+from genlab.metrics.extractors import build_extractor
+from genlab.metrics.likelihood import likelihood_report
+from genlab.metrics.precision_recall import precision_recall
+from genlab.metrics.real_features import real_features
+from genlab.metrics.suite import MetricSuite
+from genlab.models import VAEModule
+from genlab.utils.errors import user_errors_reported
+from genlab.utils.instantiate import build
+from genlab.utils.paths import config_dir
+from genlab.utils.resolvers import register_resolvers
+
+log = logging.getLogger(__name__)
+
+
+def timed(fn: Any) -> tuple[Any, float]:
+    """(fn(), seconds it took)."""
+    start = time.perf_counter()
+    result = fn()
+    return result, time.perf_counter() - start
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    """Every metric of `cfg.ckpt_path`; also written to `cfg.out_file`."""
+    device = torch.device(cfg.device)
+    model, run_cfg = load_model(cfg.ckpt_path)
+    model.to(device)
+    if cfg.data_dir is not None:
+        with open_dict(run_cfg):
+            run_cfg.data.data_dir = cfg.data_dir
+    datamodule = build("data", run_cfg.data)
+    datamodule.setup("test")
+
+    m = cfg.metrics
+    extractor = build_extractor(
+        m.extractor, **({"allow_download": m.allow_download} if m.extractor == "inception" else {})
+    )
+    extractor.to(device)
+    real = real_features(datamodule, cfg.real_split, extractor, m.cache_dir, m.batch_size, device)
+    suite = MetricSuite(extractor, real, n_fake=m.n_samples, kid_subset_size=m.kid_subset_size,
+                        compute_is=m.compute_is).to(device)  # fmt: skip
+
+    generator = torch.Generator().manual_seed(cfg.seed)
+    images, gen_seconds = timed(lambda: model.generate(m.n_samples, generator, m.batch_size))
+    fake, feature_seconds = timed(
+        lambda: torch.cat([suite.update(chunk).cpu() for chunk in images.split(m.batch_size)])
+    )
+    scores, metric_seconds = timed(suite.compute)
+    precision, recall = precision_recall(real, fake, k=cfg.pr_neighbours)
+
+    results: dict[str, Any] = {
+        "checkpoint": str(Path(cfg.ckpt_path).resolve()),
+        "model": type(model).__name__,
+        "dataset": datamodule.name,
+        "real_split": cfg.real_split,
+        "n_real": len(real),
+        "n_samples": m.n_samples,
+        "extractor": extractor.name,
+        "weights_sha256": extractor.weights_sha256,
+        **scores,
+        "precision": precision,
+        "recall": recall,
+        "sampling_images_per_second": m.n_samples / gen_seconds,
+        "seconds": {
+            "generation": gen_seconds,
+            "features": feature_seconds,
+            "metrics": metric_seconds,
+        },
+    }
+    if isinstance(model, VAEModule):
+        results |= likelihood_report(model, datamodule.test_dataloader(), cfg.iw_samples, device)
+
+    out = Path(cfg.out_file)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print_table(results, out)
+    return results
+
+
+def print_table(results: dict[str, Any], out: Path) -> None:
+    """The scalar results as a rich table."""
+    table = Table(title=f"genlab-eval -> {out}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in results.items():
+        if isinstance(value, float):
+            table.add_row(key, f"{value:.4f}")
+        elif isinstance(value, int):
+            table.add_row(key, str(value))
+    Console().print(table)
+
+
+register_resolvers()
+
+
+@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="eval")
+def main(cfg: DictConfig) -> None:
+    """Console entry point `genlab-eval`."""
+    with user_errors_reported():
+        evaluate(cfg)
+
+
+if __name__ == "__main__":
+    main()

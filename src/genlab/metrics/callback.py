@@ -1,0 +1,124 @@
+"""GenerativeMetrics: FID/KID/IS of generated images, logged during training."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.loggers import WandbLogger
+
+from genlab.metrics.extractors import build_extractor
+from genlab.metrics.real_features import real_features
+from genlab.metrics.suite import MetricSuite
+from genlab.utils.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+class GenerativeMetrics(pl.Callback):
+    """Every `every_n_epochs` validations, generates `n_samples` images (split across DDP
+    ranks) and logs `val/fid`, `val/kid`, `val/kid_std`, `val/is` for Inception, or the
+    same names suffixed with the extractor (`val/fid_lenet`, ...), and `val/n_samples`.
+
+    Real features of `real_split` are computed once (through the on-disk cache) at the
+    start of fitting. Generation uses `pl_module.generate` (eval mode; a model with an
+    EMA generator samples from it there).
+    """
+
+    def __init__(
+        self,
+        extractor: str = "lenet",
+        n_samples: int = 5000,
+        every_n_epochs: int = 1,
+        batch_size: int = 500,
+        real_split: str = "val",
+        cache_dir: str = ".cache/genlab",
+        kid_subset_size: int = 1000,
+        compute_is: bool = True,
+        seed: int = 0,
+        allow_download: bool = False,
+    ) -> None:
+        super().__init__()
+        if n_samples < 2:
+            raise ConfigError(f"metrics.n_samples must be >= 2 for FID, got {n_samples}")
+        if every_n_epochs < 1 or batch_size < 1:
+            raise ConfigError("metrics.every_n_epochs and metrics.batch_size must be >= 1")
+        self.extractor_name = extractor
+        self.extractor_kwargs = (
+            {"allow_download": allow_download} if extractor == "inception" else {}
+        )
+        build_extractor(extractor, **self.extractor_kwargs)  # fail at start-up, not after an epoch
+        self.n_samples = n_samples
+        self.every_n_epochs = every_n_epochs
+        self.batch_size = batch_size
+        self.real_split = real_split
+        self.cache_dir = cache_dir
+        self.kid_subset_size = kid_subset_size
+        self.compute_is = compute_is
+        self.seed = seed
+        self.suite: MetricSuite | None = None
+
+    def name(self, metric: str) -> str:
+        """`val/fid` for Inception (the standard), `val/fid_<extractor>` otherwise."""
+        return (
+            f"val/{metric}"
+            if self.extractor_name == "inception"
+            else f"val/{metric}_{self.extractor_name}"
+        )
+
+    @property
+    def monitor(self) -> str:
+        """The FID key, which `optimized_metric=auto` ranks checkpoints by."""
+        return self.name("fid")
+
+    def check_fits(self, image_shape: tuple[int, int, int]) -> None:
+        """Fail at start-up when the extractor cannot read the data's images."""
+        if self.extractor_name == "lenet" and tuple(image_shape) != (1, 28, 28):
+            raise ConfigError(
+                f"metrics=fid_lenet reads 28x28 grayscale digits, but the data is "
+                f"{tuple(image_shape)}; use metrics=fid_inception or metrics=none"
+            )
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        extractor = build_extractor(self.extractor_name, **self.extractor_kwargs)
+        extractor.to(pl_module.device)
+        real = real_features(
+            trainer.datamodule, self.real_split, extractor, self.cache_dir,
+            self.batch_size, pl_module.device,
+        )  # fmt: skip
+        self.suite = MetricSuite(
+            extractor,
+            real,
+            n_fake=self.n_samples,
+            kid_subset_size=self.kid_subset_size,
+            compute_is=self.compute_is,
+            load_real=trainer.global_rank == 0,
+        ).to(pl_module.device)
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                logger.experiment.define_metric(self.monitor, summary="min")
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or (trainer.current_epoch + 1) % self.every_n_epochs:
+            return
+        assert self.suite is not None, "on_fit_start builds the metric suite"
+        per_rank = math.ceil(self.n_samples / trainer.world_size)
+        generator = torch.Generator().manual_seed(
+            self.seed + 7919 * trainer.current_epoch + trainer.global_rank
+        )
+        for start in range(0, per_rank, self.batch_size):
+            n = min(self.batch_size, per_rank - start)
+            self.suite.update(pl_module.generate(n, generator=generator))
+        results = self.suite.compute()  # every rank calls it: torchmetrics syncs across them
+        self.suite.reset()
+        logged = {
+            self.name("fid"): results["fid"],
+            self.name("kid"): results["kid_mean"],
+            self.name("kid_std"): results["kid_std"],
+            "val/n_samples": float(per_rank * trainer.world_size),
+        }
+        if "is_mean" in results:
+            logged[self.name("is")] = results["is_mean"]
+        pl_module.log_dict(logged, sync_dist=False)

@@ -1,0 +1,104 @@
+"""Feature extractors for FID/KID/IS: one forward pass gives (features, class logits).
+
+- `inception`: torch-fidelity's InceptionV3 (the FID of papers), 2048-d pool features
+  and 1008 unbiased logits. Images are resized as TensorFlow/torch-fidelity do
+  (`antialias=False`: torchmetrics >= 1.8 defaults to an antialiased resize that
+  gives different numbers).
+- `lenet`: genlab's digit classifier (genlab.metrics.lenet), 64-d features and 10
+  logits, for 28x28 grayscale data with no network.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from genlab.metrics.lenet import WEIGHTS_FILE, load_lenet, weights_sha256
+from genlab.utils.errors import ConfigError, GenlabError
+
+INCEPTION_WEIGHTS = "weights-inception-2015-12-05-6726825d.pth"  # torch-fidelity's file name
+
+
+class FeatureExtractor(nn.Module):
+    """Maps images in [-1, 1] to (features, logits); never trains."""
+
+    name: str
+    num_features: int
+    weights_sha256: str
+
+    def train(self, mode: bool = True) -> FeatureExtractor:
+        return super().train(False)
+
+
+class LeNetExtractor(FeatureExtractor):
+    """genlab's digit classifier; takes (N, 1, 28, 28) images."""
+
+    name = "lenet"
+
+    def __init__(self, weights: Path = WEIGHTS_FILE) -> None:
+        super().__init__()
+        self.net = load_lenet(weights)
+        self.num_features = self.net.num_features
+        self.weights_sha256 = weights_sha256(self.net.state_dict())
+
+    def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        if images.shape[1:] != (1, 28, 28):
+            raise ConfigError(
+                f"metrics=fid_lenet needs 28x28 grayscale images, got {tuple(images.shape[1:])}; "
+                "use metrics=fid_inception for other data"
+            )
+        return self.net(images)
+
+
+def inception_weights_path() -> Path:
+    """Where torch hub keeps downloaded checkpoints, and so where the Inception file goes."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_WEIGHTS
+
+
+class InceptionExtractor(FeatureExtractor):
+    """torch-fidelity's InceptionV3 through torchmetrics, with the TF-compatible resize."""
+
+    name = "inception"
+
+    def __init__(self, allow_download: bool = False) -> None:
+        super().__init__()
+        from torchmetrics.image.fid import NoTrainInceptionV3
+
+        path = inception_weights_path()
+        if not path.is_file() and not allow_download:
+            raise GenlabError(
+                f"InceptionV3 weights not found: place {INCEPTION_WEIGHTS} in {path.parent} "
+                "(or set metrics.allow_download=true with network access), "
+                "or use metrics=fid_lenet for 28x28 digits"
+            )
+        self.net = NoTrainInceptionV3(
+            name="inception-v3-compat",
+            features_list=["2048", "logits_unbiased"],
+            feature_extractor_weights_path=str(path) if path.is_file() else None,
+            antialias=False,
+        )
+        self.num_features = 2048
+        self.weights_sha256 = weights_sha256(self.net.state_dict())
+
+    def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        pixels = ((images.float() + 1.0) * 127.5).round_().clamp_(0, 255).to(torch.uint8)
+        if pixels.shape[1] == 1:
+            pixels = pixels.expand(-1, 3, -1, -1)
+        # NoTrainInceptionV3.forward returns only the first feature; its inner forward
+        # returns every requested one from the same pass.
+        features, logits = self.net._torch_fidelity_forward(pixels)
+        return features, logits
+
+
+EXTRACTORS = {"lenet": LeNetExtractor, "inception": InceptionExtractor}
+
+
+def build_extractor(name: str, **kwargs: object) -> FeatureExtractor:
+    """Look up an extractor by its config name."""
+    if name not in EXTRACTORS:
+        raise ConfigError(
+            f"metrics.extractor={name!r} is unknown; choose one of {', '.join(EXTRACTORS)}"
+        )
+    return EXTRACTORS[name](**kwargs)

@@ -1,0 +1,36 @@
+"""Features of a datamodule's real images, through the on-disk cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from genlab.metrics.extractors import FeatureExtractor
+from genlab.metrics.stats_cache import cache_key, cached_features
+
+
+@torch.no_grad()
+def extract(
+    extractor: FeatureExtractor, images: Tensor, batch_size: int, device: torch.device
+) -> Tensor:
+    """Features of `images` in batches, on `device`, returned on the CPU in float32."""
+    return torch.cat(
+        [extractor(chunk.to(device))[0].float().cpu() for chunk in images.split(batch_size)]
+    )
+
+
+def real_features(
+    datamodule: object,
+    split: str,
+    extractor: FeatureExtractor,
+    cache_dir: str | Path,
+    batch_size: int = 500,
+    device: torch.device | None = None,
+) -> Tensor:
+    """Features of every image of `split`, computed once per cache key."""
+    images = datamodule.real_images(split)
+    key = cache_key(datamodule.name, split, len(images), extractor.name, extractor.weights_sha256)
+    device = device or torch.device("cpu")
+    return cached_features(cache_dir, key, lambda: extract(extractor, images, batch_size, device))

@@ -1,0 +1,101 @@
+"""FID, KID and IS of generated images against fixed real features, from one extractor pass."""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import Tensor, nn
+from torchmetrics.image.fid import FrechetInceptionDistance
+from torchmetrics.image.inception import InceptionScore
+from torchmetrics.image.kid import KernelInceptionDistance
+
+from genlab.metrics.extractors import FeatureExtractor
+
+
+class Precomputed(nn.Module):
+    """Hands already-extracted features to torchmetrics' image metrics.
+
+    This is how one extractor pass serves FID, KID and IS together (the job of
+    torchmetrics' FeatureShare), while torchmetrics keeps the states: float64
+    sums and covariances, and their all-reduce across DDP ranks.
+    """
+
+    def __init__(self, num_features: int) -> None:
+        super().__init__()
+        self.num_features = num_features
+
+    def forward(self, features: Tensor) -> Tensor:
+        return features
+
+
+class MetricSuite(nn.Module):
+    """Accumulates generated images batch by batch; `compute()` returns every metric.
+
+    Real features are loaded once (`load_real=False` on all DDP ranks but one, so
+    that the synced real statistics count every real image once).
+    """
+
+    def __init__(
+        self,
+        extractor: FeatureExtractor,
+        real_features: Tensor,
+        n_fake: int,
+        kid_subset_size: int = 1000,
+        compute_is: bool = True,
+        load_real: bool = True,
+    ) -> None:
+        super().__init__()
+        self.extractor = extractor
+        dim = extractor.num_features
+        if n_fake < dim:
+            warnings.warn(
+                f"FID on {n_fake} samples with {dim}-d features is biased upwards (the sample "
+                f"covariance is rank-deficient); compare values only at equal sample counts",
+                stacklevel=2,
+            )
+        self.fid = FrechetInceptionDistance(feature=Precomputed(dim), reset_real_features=False)
+        subset = max(2, min(kid_subset_size, len(real_features), n_fake))
+        with warnings.catch_warnings():  # "saves all features": bounded here by n_samples
+            warnings.filterwarnings("ignore", message=".*will save all extracted features.*")
+            self.kid = KernelInceptionDistance(
+                feature=Precomputed(dim), subset_size=subset, reset_real_features=False
+            )
+            self.inception_score = InceptionScore(feature=Precomputed(0)) if compute_is else None
+        if load_real:
+            real = real_features.to(torch.float32)
+            self.fid.update(real, real=True)
+            self.kid.update(real, real=True)
+
+    @torch.no_grad()
+    def update(self, images: Tensor) -> Tensor:
+        """Add generated images in [-1, 1]; returns their features (for precision/recall)."""
+        device_type = images.device.type
+        with torch.autocast(device_type=device_type, enabled=False):
+            features, logits = self.extractor(images.float())
+        features = features.float()
+        self.fid.update(features, real=False)
+        self.kid.update(features, real=False)
+        if self.inception_score is not None:
+            self.inception_score.update(logits.float())
+        return features
+
+    def compute(self) -> dict[str, float]:
+        """Every metric over the images added since the last reset (synced across ranks)."""
+        kid_mean, kid_std = self.kid.compute()
+        results = {
+            "fid": float(self.fid.compute()),
+            "kid_mean": float(kid_mean),
+            "kid_std": float(kid_std),
+        }
+        if self.inception_score is not None:
+            is_mean, is_std = self.inception_score.compute()
+            results |= {"is_mean": float(is_mean), "is_std": float(is_std)}
+        return results
+
+    def reset(self) -> None:
+        """Drop the generated images' states (real ones stay) and free their memory."""
+        self.fid.reset()
+        self.kid.reset()
+        if self.inception_score is not None:
+            self.inception_score.reset()
