@@ -31,8 +31,8 @@ def user_errors_reported(multirun: bool = False) -> Iterator[None]:
     try:
         yield
     except GenlabError as err:
-        log.error("error: %s", err)
         if multirun:
+            log.error("error: %s", err)
             raise
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
