@@ -1,0 +1,13 @@
+"""Errors of the data layer; each message is one line that says what to change."""
+
+from __future__ import annotations
+
+from genlab.utils.errors import GenlabError
+
+
+class DataError(GenlabError):
+    """The data cannot serve the run as configured (empty folder, bad files, wrong sizes)."""
+
+
+class DatasetNotFoundError(DataError, FileNotFoundError):
+    """The dataset's files are not where the config says, and downloading is off."""
