@@ -1,0 +1,50 @@
+"""Resolvers and paths: W&B never prompts, run directories never collide, configs are found."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from genlab.utils import resolvers
+from genlab.utils.paths import config_dir
+
+
+def test_wandb_is_offline_without_credentials(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("NETRC", str(tmp_path / ".netrc"))
+    assert resolvers.wandb_offline()
+
+
+def test_wandb_is_online_with_an_api_key_or_a_netrc_login(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    assert not resolvers.wandb_offline()
+    monkeypatch.delenv("WANDB_API_KEY")
+    netrc = tmp_path / ".netrc"
+    netrc.write_text("machine api.wandb.ai\n  login user\n  password " + "x" * 40 + "\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("NETRC", str(netrc))
+    assert not resolvers.wandb_offline()
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    assert resolvers.wandb_offline()
+
+
+def test_run_id_is_fixed_in_a_process_and_differs_between_processes() -> None:
+    assert resolvers.run_id() == resolvers.run_id()
+    code = "from genlab.utils.resolvers import run_id; print(run_id())"
+    ids = {
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip()
+        for _ in range(3)
+    }
+    assert len(ids) == 3 and all(len(i) == 6 for i in ids)
+
+
+@pytest.mark.parametrize("name", ["train.yaml", "sample.yaml", "eval.yaml"])
+def test_entry_point_configs_are_found(name: str) -> None:
+    assert (config_dir() / name).is_file()
