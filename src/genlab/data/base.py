@@ -10,29 +10,34 @@ from __future__ import annotations
 from abc import abstractmethod
 
 import pytorch_lightning as pl
-import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader
 
-from genlab.data.errors import DataError
+from genlab.data.errors import DataConfigError, DataError
+from genlab.data.memory import Split, hold_out, tensor_loader, to_signed_unit
 
-# One split as decoded from disk: uint8 images (N, C, H, W) and int64 labels (-1: none).
-RawSplit = tuple[Tensor, Tensor]
-
-
-def to_signed_unit(images: Tensor) -> Tensor:
-    """uint8 pixels 0..255 -> float32 in [-1, 1] (0 -> -1, 255 -> 1)."""
-    return images.float().div_(127.5).sub_(1.0)
+SPLITS = ("train", "val", "test")
 
 
 class ImageDataModule(pl.LightningDataModule):
-    """Splits `train` into train/val with a fixed seed; `test` is the official test split
-    where the dataset has one, else the validation split.
+    """Images and labels from `load_raw()`, split and served as `(images, labels)` batches.
 
-    Subclasses implement `load_raw()`. Batches are `(images, labels)`.
+    `train` is split into train/val by `val_fraction` with a generator seeded by
+    `split_seed`; `test` is the dataset's own test split where it has one, else the
+    validation split. Images are float32 (B, C, H, W) in [-1, 1], labels int64.
+
+    Args:
+        data_dir: where the dataset's files live (the datasets read from disk).
+        batch_size: images per batch; must not exceed the training split.
+        num_workers: DataLoader worker processes (0 serves from the main process).
+        val_fraction: share of the training split held out for validation, in (0, 1).
+        split_seed: seeds the hold-out, so that it does not change with the run's seed.
+        channels: image channels the run expects (1 grayscale, 3 RGB).
+        image_size: height and width the run expects.
+        pin_memory: page-locked batches, for faster copies to a GPU.
     """
 
-    name = "images"
+    name: str = "images"
 
     def __init__(
         self,
@@ -47,9 +52,11 @@ class ImageDataModule(pl.LightningDataModule):
     ) -> None:
         super().__init__()
         if batch_size < 1:
-            raise DataError(f"data.batch_size must be >= 1, got {batch_size}")
+            raise DataConfigError(f"data.batch_size must be >= 1, got {batch_size}")
         if not 0.0 < val_fraction < 1.0:
-            raise DataError(f"data.val_fraction must be between 0 and 1, got {val_fraction}")
+            raise DataConfigError(
+                f"data.val_fraction must be between 0 and 1 (exclusive), got {val_fraction}"
+            )
         self.data_dir = data_dir
         self.batch_size = batch_size
         self.num_workers = num_workers
@@ -58,7 +65,7 @@ class ImageDataModule(pl.LightningDataModule):
         self.channels = channels
         self.image_size = image_size
         self.pin_memory = pin_memory
-        self._splits: dict[str, RawSplit] | None = None
+        self._splits: dict[str, Split] | None = None
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -71,36 +78,37 @@ class ImageDataModule(pl.LightningDataModule):
         return None
 
     @abstractmethod
-    def load_raw(self) -> dict[str, RawSplit]:
-        """Decode the dataset: a `train` split and, where the dataset has one, `test`."""
+    def load_raw(self) -> dict[str, Split]:
+        """Decode the dataset to uint8 (N, C, H, W) images and int64 labels.
+
+        Returns a `train` split and, where the dataset has one, a `test` split.
+        """
 
     def setup(self, stage: str | None = None) -> None:
+        """Decode, check and split the data once; later calls reuse it."""
         if self._splits is not None:
             return
         raw = self.load_raw()
-        for split, (images, _) in raw.items():
-            self._check_shape(split, images)
+        for split, (images, labels) in raw.items():
+            self._check_split(split, images, labels)
         images, labels = raw["train"]
-        n_val = max(1, round(len(images) * self.val_fraction))
-        order = torch.randperm(len(images), generator=torch.Generator().manual_seed(self.split_seed))
-        val_idx, train_idx = order[:n_val], order[n_val:]
+        train_idx, val_idx = hold_out(len(images), self.val_fraction, self.split_seed)
+        if self.batch_size > len(train_idx):
+            raise DataConfigError(
+                f"data.batch_size={self.batch_size} is larger than the {len(train_idx)} "
+                f"training images of {self.name} (after holding out {len(val_idx)} for "
+                "validation); lower data.batch_size"
+            )
         splits = {
             "train": (to_signed_unit(images[train_idx]), labels[train_idx]),
             "val": (to_signed_unit(images[val_idx]), labels[val_idx]),
         }
-        if "test" in raw:
-            splits["test"] = (to_signed_unit(raw["test"][0]), raw["test"][1])
-        else:
-            splits["test"] = splits["val"]
-        n_train = len(splits["train"][0])
-        if self.batch_size > n_train:
-            raise DataError(
-                f"data.batch_size={self.batch_size} is larger than the {n_train} training images "
-                f"of {self.name}; lower data.batch_size"
-            )
+        test = raw.get("test")
+        splits["test"] = (to_signed_unit(test[0]), test[1]) if test is not None else splits["val"]
         self._splits = splits
 
-    def _check_shape(self, split: str, images: Tensor) -> None:
+    def _check_split(self, split: str, images: Tensor, labels: Tensor) -> None:
+        """Fail on images the configured networks cannot take, naming the key to change."""
         got, want = tuple(images.shape[1:]), self.image_shape
         if got[0] != want[0]:
             raise DataError(
@@ -112,33 +120,41 @@ class ImageDataModule(pl.LightningDataModule):
                 f"{self.name} {split} images are {got[1]}x{got[2]} but data.image_size="
                 f"{self.image_size}; set data.image_size={got[1]}"
             )
+        if len(labels) != len(images):
+            raise DataError(
+                f"{self.name} {split} split has {len(images)} images but {len(labels)} labels; "
+                "the files do not belong together"
+            )
+
+    def _split(self, split: str) -> Split:
+        if split not in SPLITS:
+            raise DataConfigError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+        self.setup()
+        assert self._splits is not None
+        return self._splits[split]
 
     def real_images(self, split: str) -> Tensor:
-        """All images of `split` (train, val or test) as one float tensor in [-1, 1]."""
-        self.setup()
-        assert self._splits is not None
-        if split not in self._splits:
-            raise DataError(f"unknown split {split!r}; choose train, val or test")
-        return self._splits[split][0]
+        """All images of `split` (train, val or test): float32 (N, C, H, W) in [-1, 1].
 
-    def _loader(self, split: str, train: bool) -> DataLoader:
-        self.setup()
-        assert self._splits is not None
-        return DataLoader(
-            TensorDataset(*self._splits[split]),
-            batch_size=self.batch_size,
-            shuffle=train,
-            drop_last=train,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.num_workers > 0,
+        The datamodule's own tensor, not a copy: read it, do not modify it in place.
+        """
+        return self._split(split)[0]
+
+    def real_labels(self, split: str) -> Tensor:
+        """All int64 labels of `split`, in the order of `real_images(split)` (-1: none)."""
+        return self._split(split)[1]
+
+    def _loader(self, split: str) -> DataLoader:
+        train = split == "train"
+        return tensor_loader(
+            self._split(split), self.batch_size, train, self.num_workers, self.pin_memory
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", train=True)
+        return self._loader("train")
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", train=False)
+        return self._loader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", train=False)
+        return self._loader("test")

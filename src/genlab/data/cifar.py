@@ -3,59 +3,88 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, ClassVar
 
 import torch
 import torchvision
+from torchvision.datasets.utils import check_integrity
 
-from genlab.data.base import ImageDataModule, RawSplit
-from genlab.data.torchvision_files import open_torchvision_dataset
+from genlab.data.errors import DataError
+from genlab.data.memory import Split
+from genlab.data.torchvision_files import TorchvisionDataModule
+
+CIFAR10 = torchvision.datasets.CIFAR10
 
 
-class _UncheckedCIFAR10(torchvision.datasets.CIFAR10):
-    """torchvision's CIFAR10 with its MD5 checks off: the files must exist but may differ.
+class PickleOnlyCIFAR10(CIFAR10):
+    """torchvision's CIFAR10 reader with its MD5 checks off: the files must exist, in the format.
 
-    Used only with `data.verify_checksums=false`, for subsets or re-packed copies
-    in the official pickle format (and the tiny copies the tests write).
+    Why a subclass: torchvision checks every file's MD5 each time a split is built
+    (all seven files, for each split), and only the official files pass. genlab
+    checks the sums once itself, naming the files that differ (when
+    `data.verify_checksums=true`), then reads the pickles through this class, so
+    subsets or re-packed copies in the same format load through torchvision's code.
+    Downloading still checks the archive's MD5.
     """
 
-    train_list = [[name, None] for name, _ in torchvision.datasets.CIFAR10.train_list]
-    test_list = [[name, None] for name, _ in torchvision.datasets.CIFAR10.test_list]
-    meta = {**torchvision.datasets.CIFAR10.meta, "md5": None}
+    train_list: ClassVar[list[list[Any]]] = [[name, None] for name, _ in CIFAR10.train_list]
+    test_list: ClassVar[list[list[Any]]] = [[name, None] for name, _ in CIFAR10.test_list]
+    meta: ClassVar[dict[str, Any]] = {**CIFAR10.meta, "md5": None}
 
 
-class CIFAR10DataModule(ImageDataModule):
-    """The 50,000/10,000 CIFAR-10 images (32x32 RGB); validation is held out of the 50,000."""
+class CIFAR10DataModule(TorchvisionDataModule):
+    """The 50,000/10,000 CIFAR-10 images (32x32 RGB); validation is held out of the 50,000.
+
+    Args:
+        verify_checksums: check the files against the official MD5 sums; false for
+            subsets or other data written in the CIFAR-10 pickle format.
+        **kwargs: the TorchvisionDataModule arguments.
+    """
 
     name = "cifar10"
 
-    def __init__(
-        self, *args: object, download: bool = False, verify_checksums: bool = True, **kwargs: object
-    ) -> None:
+    def __init__(self, verify_checksums: bool = True, **kwargs: Any) -> None:
         kwargs.setdefault("channels", 3)
         kwargs.setdefault("image_size", 32)
-        super().__init__(*args, **kwargs)
-        self.download = download
+        super().__init__(**kwargs)
         self.verify_checksums = verify_checksums
 
     @property
     def num_classes(self) -> int:
         return 10
 
-    def prepare_data(self) -> None:
-        if self.download:
-            self.load_raw()
+    @property
+    def folder(self) -> Path:
+        return Path(self.data_dir) / CIFAR10.base_folder
 
-    def load_raw(self) -> dict[str, RawSplit]:
-        cls = torchvision.datasets.CIFAR10 if self.verify_checksums else _UncheckedCIFAR10
-        folder = Path(self.data_dir) / cls.base_folder
-        expected = [name for name, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
-        train, test = open_torchvision_dataset(
-            cls, self.data_dir, folder, expected, self.download, f"data={self.name}"
-        )
-        return {
-            split: (
-                torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous(),
-                torch.as_tensor(ds.targets, dtype=torch.long),
+    @property
+    def expected_files(self) -> list[str]:
+        return [name for name, _ in CIFAR10.train_list + CIFAR10.test_list] + [
+            CIFAR10.meta["filename"]
+        ]
+
+    def open_split(self, train: bool, download: bool) -> CIFAR10:
+        return PickleOnlyCIFAR10(self.data_dir, train=train, download=download)
+
+    def to_split(self, dataset: CIFAR10) -> Split:
+        # torchvision holds (N, H, W, C) uint8; genlab's tensors are (N, C, H, W).
+        images = torch.from_numpy(dataset.data).permute(0, 3, 1, 2).contiguous()
+        return images, torch.as_tensor(dataset.targets, dtype=torch.long)
+
+    def load_raw(self) -> dict[str, Split]:
+        # Missing files are reported (or downloaded, and the archive checked) by the base.
+        if self.verify_checksums and not self.missing_files():
+            self.check_sums()
+        return super().load_raw()
+
+    def check_sums(self) -> None:
+        """Compare every file with its official MD5 sum; name the ones that differ."""
+        official = [*CIFAR10.train_list, *CIFAR10.test_list]
+        official.append([CIFAR10.meta["filename"], CIFAR10.meta["md5"]])
+        differ = [name for name, md5 in official if not check_integrity(self.folder / name, md5)]
+        if differ:
+            raise DataError(
+                f"data={self.name}: {', '.join(differ)} in {self.folder} differ from the official "
+                "CIFAR-10 files (MD5); re-download them, or set data.verify_checksums=false to "
+                "read other data in the same format"
             )
-            for split, ds in (("train", train), ("test", test))
-        }

