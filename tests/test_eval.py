@@ -21,7 +21,7 @@ from tests.test_cli import BIN, run
 
 COMMON_FIELDS = {
     "fid", "kid_mean", "kid_std", "is_mean", "is_std", "precision", "recall", "n_samples",
-    "extractor", "weights_sha256", "sampling_images_per_second", "n_real",
+    "extractor", "weights_sha256", "sampling_images_per_second", "n_real", "pr_samples",
 }  # fmt: skip
 VAE_FIELDS = {"test_elbo_nats", "iw_nll_nats", "iw_nll_bits_per_dim", "iw_samples"}
 
@@ -42,6 +42,8 @@ def test_eval_writes_every_field_for_a_vae(
     assert results.keys() >= COMMON_FIELDS | VAE_FIELDS
     assert results["extractor"] == "lenet" and len(results["weights_sha256"]) == 64
     assert results["n_samples"] == 300 and results["iw_samples"] == 4
+    assert results["real_split"] == "test" and results["pr_samples"] == min(300, results["n_real"])
+    assert results["is_mean"] > 1 and results["kid_std"] >= 0
     assert 0 <= results["precision"] <= 1 and 0 <= results["recall"] <= 1
     assert results["fid"] > 0 and results["sampling_images_per_second"] > 0
     assert results["iw_nll_nats"] <= -results["test_elbo_nats"] + 1.0  # bound, up to sampling noise
@@ -78,6 +80,8 @@ def test_iw_bound_is_below_negative_elbo_and_tightens_with_k(trained_vae) -> Non
     with torch.no_grad():
         neg_elbo = torch.stack([sum(vae.negative_elbo_terms(x)) for _ in range(5)]).mean()
         bounds = {k: iw_nll(vae, x, k).mean() for k in (1, 10, 100)}
+        one_per_chunk = iw_nll(vae, x, 10, max_decoded=len(x)).mean()
     assert bounds[1].item() == pytest.approx(neg_elbo.item(), rel=0.02)  # k = 1 is the ELBO
+    assert one_per_chunk.item() == pytest.approx(bounds[10].item(), rel=0.01)
     assert bounds[100] < bounds[10] < neg_elbo
     assert neg_elbo - bounds[100] > 0.5  # a visible gap on a trained model, in nats

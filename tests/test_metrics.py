@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from urllib.error import URLError
 
 import numpy as np
 import pytest
@@ -28,6 +29,7 @@ from genlab.metrics.lenet import (
     weights_sha256,
 )
 from genlab.metrics.precision_recall import precision_recall
+from genlab.metrics.real_features import real_features
 from genlab.metrics.stats_cache import cache_key, cache_path, cached_features
 from genlab.metrics.suite import MetricSuite, Precomputed
 from genlab.utils.errors import ConfigError, GenlabError
@@ -114,6 +116,7 @@ def test_precision_recall_separate_fidelity_from_coverage() -> None:
     torch.manual_seed(0)
     real = torch.randn(600, 8)
     assert min(precision_recall(real, torch.randn(600, 8))) > 0.8
+    assert min(precision_recall(real, torch.randn(3000, 8))) > 0.8  # cut to 600 points each
     far = torch.randn(600, 8) + 20
     assert precision_recall(real, far) == (0.0, 0.0)
     collapsed = real[:20].repeat(30, 1) + 1e-3 * torch.randn(600, 8)  # mode collapse
@@ -128,24 +131,52 @@ def test_cache_hit_miss_and_corrupt_file(tmp_path: Path, caplog) -> None:
         calls.append(1)
         return torch.arange(6.0).view(3, 2)
 
-    key = cache_key("mnist", "val", 3, "lenet", "abc")
+    key = cache_key("mnist", "val", 3, "img", "lenet", "abc")
     first = cached_features(tmp_path, key, compute)
     again = cached_features(tmp_path, key, compute)
     assert torch.equal(first, again) and len(calls) == 1
     for changed in (
-        cache_key("mnist", "test", 3, "lenet", "abc"),
-        cache_key("mnist", "val", 3, "lenet", "abd"),
-        cache_key("cifar10", "val", 3, "lenet", "abc"),
-        cache_key("mnist", "val", 3, "inception", "abc"),
+        cache_key("mnist", "test", 3, "img", "lenet", "abc"),
+        cache_key("mnist", "val", 3, "img", "lenet", "abd"),
+        cache_key("cifar10", "val", 3, "img", "lenet", "abc"),
+        cache_key("mnist", "val", 3, "img", "inception", "abc"),
+        cache_key("mnist", "val", 3, "other", "lenet", "abc"),
     ):
         cached_features(tmp_path, changed, compute)
-    assert len(calls) == 5
+    assert len(calls) == 6
     cache_path(tmp_path, key).write_bytes(b"truncated")
     with caplog.at_level(logging.WARNING):
         recovered = cached_features(tmp_path, key, compute)
-    assert torch.equal(recovered, first) and len(calls) == 6
+    assert torch.equal(recovered, first) and len(calls) == 7
     assert "unreadable feature cache" in caplog.text
-    assert torch.equal(cached_features(tmp_path, key, compute), first) and len(calls) == 6
+    assert torch.equal(cached_features(tmp_path, key, compute), first) and len(calls) == 7
+
+
+def test_real_features_cache_reuses_only_the_same_images(tmp_path: Path, lenet, caplog) -> None:
+    first = MNISTEmbeddedDataModule(data_dir="unused", split_seed=0)
+    moved = MNISTEmbeddedDataModule(data_dir="unused", split_seed=1)  # same name, split, count
+    with caplog.at_level(logging.INFO, logger="genlab.metrics.stats_cache"):
+        computed = real_features(first, "val", lenet, tmp_path)
+        reused = real_features(first, "val", lenet, tmp_path)
+        other = real_features(moved, "val", lenet, tmp_path)
+    assert torch.equal(computed, reused) and not torch.equal(computed, other)
+    assert caplog.text.count("computed and cached") == 2 and caplog.text.count("from cache") == 1
+    assert len(list((tmp_path / "real_features").glob("*.pt"))) == 2
+
+
+def test_compute_is_repeatable_and_leaves_the_global_rng_alone(mnist, lenet) -> None:
+    images, real = mnist.real_images("val"), lenet(mnist.real_images("train")[:500])[0]
+
+    def scores(seed: int) -> dict[str, float]:
+        suite = MetricSuite(lenet, real, n_fake=len(images), kid_subset_size=100, seed=seed)
+        suite.update(images)
+        return suite.compute()
+
+    state = torch.random.get_rng_state()
+    first = scores(seed=3)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert scores(seed=3) == first
+    assert scores(seed=4)["kid_std"] != first["kid_std"]  # the seed draws KID's subsets
 
 
 def test_missing_inception_weights_is_one_clear_line(tmp_path: Path, monkeypatch) -> None:
@@ -155,6 +186,18 @@ def test_missing_inception_weights_is_one_clear_line(tmp_path: Path, monkeypatch
     message = str(err.value)
     assert INCEPTION_WEIGHTS in message and str(tmp_path / "hub" / "checkpoints") in message
     assert "metrics=fid_lenet" in message and "\n" not in message
+
+
+def test_failed_inception_download_is_the_same_clear_line(tmp_path: Path, monkeypatch) -> None:
+    import torch_fidelity.feature_extractor_inceptionv3 as fe
+
+    def offline(*args: object, **kwargs: object) -> None:
+        raise URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    monkeypatch.setattr(fe, "load_state_dict_from_url", offline)
+    with pytest.raises(GenlabError, match=f"place {INCEPTION_WEIGHTS} in .*name resolution"):
+        build_extractor("inception", allow_download=True)
 
 
 def write_random_inception_weights(hub: Path, monkeypatch) -> None:

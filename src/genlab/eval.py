@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from genlab.checkpoints import load_model
+from genlab.metrics.callback import metric_sampler
 from genlab.metrics.extractors import build_extractor
 from genlab.metrics.likelihood import likelihood_report
 from genlab.metrics.precision_recall import precision_recall
@@ -34,15 +35,18 @@ log = logging.getLogger(__name__)
 
 
 def timed(fn: Any) -> tuple[Any, float]:
-    """(fn(), seconds it took)."""
+    """(fn(), seconds it took), waiting for queued GPU work so that the time is real."""
     start = time.perf_counter()
     result = fn()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
     return result, time.perf_counter() - start
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Every metric of `cfg.ckpt_path`; also written to `cfg.out_file`."""
     device = torch.device(cfg.device)
+    torch.manual_seed(cfg.seed)  # the ELBO's and the IW bound's posterior samples
     model, run_cfg = load_model(cfg.ckpt_path)
     model.to(device)
     if cfg.data_dir is not None:
@@ -56,30 +60,34 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         m.extractor, **({"allow_download": m.allow_download} if m.extractor == "inception" else {})
     )
     extractor.to(device)
-    real = real_features(datamodule, cfg.real_split, extractor, m.cache_dir, m.batch_size, device)
+    real = real_features(datamodule, m.real_split, extractor, m.cache_dir, m.batch_size, device)
     suite = MetricSuite(extractor, real, n_fake=m.n_samples, kid_subset_size=m.kid_subset_size,
-                        compute_is=m.compute_is).to(device)  # fmt: skip
+                        compute_is=m.compute_is, seed=cfg.seed).to(device)  # fmt: skip
 
+    sample = metric_sampler(model)
     generator = torch.Generator().manual_seed(cfg.seed)
-    images, gen_seconds = timed(lambda: model.generate(m.n_samples, generator, m.batch_size))
+    images, gen_seconds = timed(lambda: sample(m.n_samples, generator, m.batch_size))
     fake, feature_seconds = timed(
         lambda: torch.cat([suite.update(chunk).cpu() for chunk in images.split(m.batch_size)])
     )
     scores, metric_seconds = timed(suite.compute)
-    precision, recall = precision_recall(real, fake, k=cfg.pr_neighbours)
+    precision, recall = precision_recall(real, fake, k=cfg.pr_neighbours, seed=cfg.seed)
 
     results: dict[str, Any] = {
         "checkpoint": str(Path(cfg.ckpt_path).resolve()),
         "model": type(model).__name__,
         "dataset": datamodule.name,
-        "real_split": cfg.real_split,
+        "real_split": m.real_split,
         "n_real": len(real),
         "n_samples": m.n_samples,
         "extractor": extractor.name,
         "weights_sha256": extractor.weights_sha256,
+        "is_mean": None,  # null: metrics.compute_is=false
+        "is_std": None,
         **scores,
         "precision": precision,
         "recall": recall,
+        "pr_samples": min(len(real), len(fake)),  # each set cut to this size for precision/recall
         "sampling_images_per_second": m.n_samples / gen_seconds,
         "seconds": {
             "generation": gen_seconds,
@@ -107,6 +115,8 @@ def print_table(results: dict[str, Any], out: Path) -> None:
             table.add_row(key, f"{value:.4f}")
         elif isinstance(value, int):
             table.add_row(key, str(value))
+        elif value is None:
+            table.add_row(key, "null")
     Console().print(table)
 
 

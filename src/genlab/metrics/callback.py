@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
-import logging
 import math
+from collections.abc import Callable
 
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import WandbLogger
+from torch import Tensor
 
 from genlab.metrics.extractors import build_extractor
 from genlab.metrics.real_features import real_features
 from genlab.metrics.suite import MetricSuite
 from genlab.utils.errors import ConfigError
 
-log = logging.getLogger(__name__)
+
+def metric_sampler(module: pl.LightningModule) -> Callable[..., Tensor]:
+    """What metrics sample from: `module.sample_for_metrics` when the model defines one
+    (e.g. to use an EMA copy of the generator), else `module.generate`. Both take
+    `(n, generator=None, batch_size=...)` and return images in [-1, 1], in eval mode.
+    """
+    return getattr(module, "sample_for_metrics", module.generate)
 
 
 class GenerativeMetrics(pl.Callback):
@@ -23,8 +30,10 @@ class GenerativeMetrics(pl.Callback):
     same names suffixed with the extractor (`val/fid_lenet`, ...), and `val/n_samples`.
 
     Real features of `real_split` are computed once (through the on-disk cache) at the
-    start of fitting. Generation uses `pl_module.generate` (eval mode; a model with an
-    EMA generator samples from it there).
+    start of fitting. The first validation of a fit is always measured, so that the
+    checkpoint monitor has a value from the start; later ones every `every_n_epochs`
+    epochs (skipped epochs keep the last value for ranking checkpoints, and log nothing).
+    Generation uses `metric_sampler(pl_module)`.
     """
 
     def __init__(
@@ -94,23 +103,34 @@ class GenerativeMetrics(pl.Callback):
             n_fake=self.n_samples,
             kid_subset_size=self.kid_subset_size,
             compute_is=self.compute_is,
-            load_real=trainer.global_rank == 0,
+            rank=trainer.global_rank,
+            world_size=trainer.world_size,
+            seed=self.seed,
         ).to(pl_module.device)
         for logger in trainer.loggers:
-            if isinstance(logger, WandbLogger):
-                logger.experiment.define_metric(self.monitor, summary="min")
+            if isinstance(logger, WandbLogger):  # the run summary keeps each metric's best value
+                for metric, best in (("fid", "min"), ("kid", "min"), ("is", "max")):
+                    logger.experiment.define_metric(self.name(metric), summary=best)
+
+    def due(self, trainer: pl.Trainer) -> bool:
+        """Whether this validation is measured (the same answer on every DDP rank)."""
+        if trainer.sanity_checking:
+            return False
+        first = self.monitor not in trainer.callback_metrics
+        return first or (trainer.current_epoch + 1) % self.every_n_epochs == 0
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.sanity_checking or (trainer.current_epoch + 1) % self.every_n_epochs:
+        if not self.due(trainer):
             return
         assert self.suite is not None, "on_fit_start builds the metric suite"
+        sample = metric_sampler(pl_module)
         per_rank = math.ceil(self.n_samples / trainer.world_size)
         generator = torch.Generator().manual_seed(
             self.seed + 7919 * trainer.current_epoch + trainer.global_rank
         )
         for start in range(0, per_rank, self.batch_size):
             n = min(self.batch_size, per_rank - start)
-            self.suite.update(pl_module.generate(n, generator=generator))
+            self.suite.update(sample(n, generator=generator))
         results = self.suite.compute()  # every rank calls it: torchmetrics syncs across them
         self.suite.reset()
         logged = {

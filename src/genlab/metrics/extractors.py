@@ -67,18 +67,23 @@ class InceptionExtractor(FeatureExtractor):
         from torchmetrics.image.fid import NoTrainInceptionV3
 
         path = inception_weights_path()
-        if not path.is_file() and not allow_download:
-            raise GenlabError(
-                f"InceptionV3 weights not found: place {INCEPTION_WEIGHTS} in {path.parent} "
-                "(or set metrics.allow_download=true with network access), "
-                "or use metrics=fid_lenet for 28x28 digits"
-            )
-        self.net = NoTrainInceptionV3(
-            name="inception-v3-compat",
-            features_list=["2048", "logits_unbiased"],
-            feature_extractor_weights_path=str(path) if path.is_file() else None,
-            antialias=False,
+        missing = (
+            f"InceptionV3 weights not found: place {INCEPTION_WEIGHTS} in {path.parent} "
+            "(or set metrics.allow_download=true with network access), "
+            "or use metrics=fid_lenet for 28x28 digits"
         )
+        if not path.is_file() and not allow_download:
+            raise GenlabError(missing)
+        try:
+            self.net = NoTrainInceptionV3(
+                name="inception-v3-compat",
+                features_list=["2048", "logits_unbiased"],
+                feature_extractor_weights_path=str(path) if path.is_file() else None,
+                antialias=False,
+            )
+        except OSError as err:  # the download failed (no network)
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise GenlabError(f"{missing}; the download failed: {reason}") from None
         self.num_features = 2048
         self.weights_sha256 = weights_sha256(self.net.state_dict())
 

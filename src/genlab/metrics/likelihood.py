@@ -20,18 +20,33 @@ from genlab.models.vae import VAEModule
 
 
 @torch.no_grad()
-def iw_nll(vae: VAEModule, x: Tensor, k: int) -> Tensor:
-    """Importance-weighted upper bound on -log p(x) per image (nats), with k samples."""
+def iw_nll(vae: VAEModule, x: Tensor, k: int, max_decoded: int = 4096) -> Tensor:
+    """Importance-weighted upper bound on -log p(x) per image (nats), with k samples.
+
+    The k samples are decoded in chunks of at most `max_decoded` images, so k = 1000
+    on a full batch fits in memory.
+    """
     mu, logvar = vae.encoder(x)
     posterior = Normal(mu.float(), torch.exp(0.5 * logvar.float()))
+    per_chunk = max(1, max_decoded // len(x))
+    log_weights = torch.cat(
+        [
+            _log_weights(vae, x, posterior, min(per_chunk, k - start))
+            for start in range(0, k, per_chunk)
+        ]
+    )
+    return -(torch.logsumexp(log_weights, dim=0) - math.log(k))
+
+
+def _log_weights(vae: VAEModule, x: Tensor, posterior: Normal, k: int) -> Tensor:
+    """log p(x|z) + log p(z) - log q(z|x) for k posterior samples per image: (k, B)."""
     z = posterior.sample((k,))  # (k, B, D)
     log_q = posterior.log_prob(z).sum(-1)
     log_prior = Normal(0.0, 1.0).log_prob(z).sum(-1)
     decoded = vae.decoder(z.flatten(0, 1))
     repeated = x.unsqueeze(0).expand(k, *x.shape).flatten(0, 1)
     log_px = -vae.reconstruction_nll(decoded, repeated).view(k, -1)
-    log_weights = log_px + log_prior - log_q
-    return -(torch.logsumexp(log_weights, dim=0) - math.log(k))
+    return log_px + log_prior - log_q
 
 
 @torch.no_grad()

@@ -30,9 +30,24 @@ def inside_manifold(queries: Tensor, points: Tensor, radii: Tensor, chunk: int =
     return torch.cat(hits).float().mean()
 
 
-def precision_recall(real: Tensor, fake: Tensor, k: int = 3) -> tuple[float, float]:
-    """(precision, recall) of `fake` features against `real` features."""
-    real, fake = real.double(), fake.double()
+def equal_sizes(real: Tensor, fake: Tensor, seed: int = 0) -> tuple[Tensor, Tensor]:
+    """Cut the larger set to a seeded random subset of the smaller one's size.
+
+    The k-NN radii shrink as a set grows, so the paper compares equal-sized sets.
+    """
+    n = min(len(real), len(fake))
+    generator = torch.Generator().manual_seed(seed)
+    return tuple(
+        points[torch.randperm(len(points), generator=generator)[:n].to(points.device)]
+        if len(points) > n
+        else points
+        for points in (real, fake)
+    )
+
+
+def precision_recall(real: Tensor, fake: Tensor, k: int = 3, seed: int = 0) -> tuple[float, float]:
+    """(precision, recall) of `fake` features against `real` features, on equal-sized sets."""
+    real, fake = equal_sizes(real.double(), fake.double(), seed)
     precision = inside_manifold(fake, real, kth_neighbour_radii(real, k))
     recall = inside_manifold(real, fake, kth_neighbour_radii(fake, k))
     return float(precision), float(recall)

@@ -1,8 +1,10 @@
 """Real-image features computed once and kept on disk, shared by every run and sweep job.
 
 The file name is a hash of everything that determines the features: dataset,
-split, image count, extractor and the extractor's weights checksum. A changed
-key is a different file, so a stale file is never reused.
+split, image count, a checksum of the images themselves (a different split seed or
+image folder with the same name and count is different data), extractor and the
+extractor's weights checksum. A changed key is a different file, so a stale file is
+never reused; the key is also stored inside the file and checked on reading.
 """
 
 from __future__ import annotations
@@ -21,12 +23,20 @@ from torch import Tensor
 log = logging.getLogger(__name__)
 
 
-def cache_key(dataset: str, split: str, n_images: int, extractor: str, weights_sha256: str) -> dict:
+def cache_key(
+    dataset: str,
+    split: str,
+    n_images: int,
+    images_sha256: str,
+    extractor: str,
+    weights_sha256: str,
+) -> dict:
     """The identity of a set of real features."""
     return {
         "dataset": dataset,
         "split": split,
         "n_images": n_images,
+        "images_sha256": images_sha256,
         "extractor": extractor,
         "weights_sha256": weights_sha256,
     }

@@ -32,8 +32,11 @@ class Precomputed(nn.Module):
 class MetricSuite(nn.Module):
     """Accumulates generated images batch by batch; `compute()` returns every metric.
 
-    Real features are loaded once (`load_real=False` on all DDP ranks but one, so
-    that the synced real statistics count every real image once).
+    Under DDP each rank loads its own shard of the real features (`rank`, `world_size`),
+    so that the synced real statistics count every real image once and no rank's
+    state is empty (torchmetrics cannot gather an empty list state). KID's subsets and
+    IS's splits are drawn from `seed`, not the global generator: the values repeat for
+    the same samples, agree across ranks, and leave training's random stream untouched.
     """
 
     def __init__(
@@ -43,10 +46,13 @@ class MetricSuite(nn.Module):
         n_fake: int,
         kid_subset_size: int = 1000,
         compute_is: bool = True,
-        load_real: bool = True,
+        rank: int = 0,
+        world_size: int = 1,
+        seed: int = 0,
     ) -> None:
         super().__init__()
         self.extractor = extractor
+        self.seed = seed
         dim = extractor.num_features
         if n_fake < dim:
             warnings.warn(
@@ -62,10 +68,9 @@ class MetricSuite(nn.Module):
                 feature=Precomputed(dim), subset_size=subset, reset_real_features=False
             )
             self.inception_score = InceptionScore(feature=Precomputed(0)) if compute_is else None
-        if load_real:
-            real = real_features.to(torch.float32)
-            self.fid.update(real, real=True)
-            self.kid.update(real, real=True)
+        shard = real_features[rank::world_size].to(torch.float32)
+        self.fid.update(shard, real=True)
+        self.kid.update(shard, real=True)
 
     @torch.no_grad()
     def update(self, images: Tensor) -> Tensor:
@@ -82,15 +87,17 @@ class MetricSuite(nn.Module):
 
     def compute(self) -> dict[str, float]:
         """Every metric over the images added since the last reset (synced across ranks)."""
-        kid_mean, kid_std = self.kid.compute()
-        results = {
-            "fid": float(self.fid.compute()),
-            "kid_mean": float(kid_mean),
-            "kid_std": float(kid_std),
-        }
-        if self.inception_score is not None:
-            is_mean, is_std = self.inception_score.compute()
-            results |= {"is_mean": float(is_mean), "is_std": float(is_std)}
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            kid_mean, kid_std = self.kid.compute()
+            results = {
+                "fid": float(self.fid.compute()),
+                "kid_mean": float(kid_mean),
+                "kid_std": float(kid_std),
+            }
+            if self.inception_score is not None:
+                is_mean, is_std = self.inception_score.compute()
+                results |= {"is_mean": float(is_mean), "is_std": float(is_std)}
         return results
 
     def reset(self) -> None:
