@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from genlab.models import GANModule, VAEModule
+from genlab.models.base import accepts_fused
 from genlab.nets.conv_vae import ConvDecoder, ConvEncoder
 from genlab.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from genlab.utils.errors import ConfigError
@@ -44,16 +45,16 @@ def loader(n: int = 64, batch_size: int = 8) -> DataLoader:
 
 
 def fit(model: pl.LightningModule, iterations: int, **trainer_kwargs: object) -> pl.Trainer:
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        max_steps=model.optimizer_steps_for(iterations),
-        max_epochs=100,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        **trainer_kwargs,
-    )
+    settings = {
+        "accelerator": "cpu",
+        "max_steps": model.optimizer_steps_for(iterations),
+        "max_epochs": 100,
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+    }
+    trainer = pl.Trainer(**(settings | trainer_kwargs))
     trainer.fit(model, train_dataloaders=loader())
     return trainer
 
@@ -181,3 +182,62 @@ def test_channel_mismatch_is_named() -> None:
         colour_g_grey_d.check_fits((3, 28, 28))
     with pytest.raises(ConfigError, match="encoder cannot take images"):
         tiny_vae().check_fits((3, 28, 28))
+
+
+class StepRecorder(pl.loggers.Logger):
+    """Records which keys each logged step carries."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[tuple[int, set[str]]] = []
+
+    @property
+    def name(self) -> str:
+        return "recorder"
+
+    @property
+    def version(self) -> str:
+        return "0"
+
+    def log_hyperparams(self, params: object) -> None:
+        pass
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        self.rows.append((step, set(metrics)))
+
+
+@pytest.mark.parametrize(("make", "key"), [(tiny_gan, "train/d_loss"), (tiny_vae, "train/loss")])
+def test_training_scalars_reach_the_logger_on_every_written_step(make, key: str) -> None:
+    # The models skip self.log on steps Lightning would not write; the written ones
+    # must still carry every scalar.
+    recorder = StepRecorder()
+    fit(make(), iterations=6, log_every_n_steps=2, logger=recorder)
+    logged = [step for step, keys in recorder.rows if key in keys]
+    assert len(logged) == 3, recorder.rows
+
+
+def test_fused_optimizer_only_where_the_class_has_one() -> None:
+    assert accepts_fused(partial(torch.optim.Adam, lr=1e-3))
+    assert not accepts_fused(partial(torch.optim.LBFGS, lr=1e-3))
+    optimizer = tiny_gan().configure_optimizers()[0]
+    assert not optimizer.defaults.get("fused")  # CPU parameters: the default kernels
+
+
+def test_compile_trains_and_keeps_checkpoint_keys() -> None:
+    # model.compile=true on the CPU: torch.compile (inductor, needs a C++ compiler) for a
+    # few real steps; nn.Module.compile leaves parameter names as they were.
+    torch._dynamo.reset()
+    model = tiny_gan(compile=True)
+    keys = set(model.state_dict())
+    trainer = fit(model, iterations=2, log_every_n_steps=1)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > 0
+    assert set(model.state_dict()) == keys
+    assert all(torch.isfinite(v) for v in trainer.callback_metrics.values())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_optimizers_are_fused_unless_configured() -> None:
+    model = tiny_gan().cuda()
+    assert all(opt.defaults["fused"] for opt in model.configure_optimizers())
+    model.optimizer_factory = partial(torch.optim.Adam, lr=1e-3, foreach=True)
+    assert not any(opt.defaults.get("fused") for opt in model.configure_optimizers())

@@ -25,15 +25,37 @@ def hold_out(n: int, fraction: float, seed: int) -> tuple[Tensor, Tensor]:
     return order[n_val:], order[:n_val]
 
 
+class BatchTensorDataset(TensorDataset):
+    """A TensorDataset that the DataLoader reads a whole batch at a time.
+
+    The DataLoader calls `__getitems__` with a batch's indices when a dataset has one:
+    one gather per tensor, where `__getitem__` per image and a collate would do
+    Python work for every image of every batch.
+    """
+
+    def __getitems__(self, indices: list[int]) -> tuple[Tensor, ...]:
+        index = torch.as_tensor(indices, device=self.tensors[0].device)
+        return tuple(tensor[index] for tensor in self.tensors)
+
+
+def whole_batch(batch: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+    """The collate step of a BatchTensorDataset: the batch is already one tensor per field."""
+    return batch
+
+
 def tensor_loader(
     split: Split, batch_size: int, train: bool, num_workers: int, pin_memory: bool
 ) -> DataLoader:
-    """Batches straight from the tensors: training shuffles and drops the ragged last batch."""
+    """Batches straight from the tensors: training shuffles and drops the ragged last batch.
+
+    The tensors may live on the GPU (then `num_workers` must be 0 and `pin_memory` off).
+    """
     return DataLoader(
-        TensorDataset(*split),
+        BatchTensorDataset(*split),
         batch_size=batch_size,
         shuffle=train,
         drop_last=train,
+        collate_fn=whole_batch,
         num_workers=num_workers,
         pin_memory=pin_memory,
         persistent_workers=num_workers > 0,

@@ -29,6 +29,8 @@ class GANModule(GenerativeModule):
     `train/d_real` = E[sigmoid(D(x))], `train/d_fake` = E[sigmoid(D(G(z)))].
     """
 
+    network_names = ("generator", "discriminator")
+
     def __init__(
         self,
         generator: nn.Module,
@@ -40,8 +42,10 @@ class GANModule(GenerativeModule):
         lr_d: float | None = None,
         n_critic: int = 1,
         scheduler: SchedulerFactory | None = None,
+        compile: bool = False,
+        channels_last: bool = False,
     ) -> None:
-        super().__init__(latent_dim, optimizer, scheduler)
+        super().__init__(latent_dim, optimizer, scheduler, compile, channels_last)
         if n_critic < 1:
             raise ConfigError(f"model.n_critic must be >= 1, got {n_critic}")
         self.automatic_optimization = False
@@ -106,22 +110,25 @@ class GANModule(GenerativeModule):
             opt_d.zero_grad(set_to_none=True)
             self.manual_backward(d_loss)
             opt_d.step()
-        metrics = {
-            "train/d_loss": d_loss.detach(),
-            "train/d_real": torch.sigmoid(real_logits.detach()).mean(),
-            "train/d_fake": torch.sigmoid(fake_logits.detach()).mean(),
-        }
 
+        g_loss = None
         if update_g:
             with self.toggled_optimizer(opt_g):
                 g_loss = self.loss.generator(self.discriminator(fake))
                 opt_g.zero_grad(set_to_none=True)
                 self.manual_backward(g_loss)
                 opt_g.step()
-            metrics["train/g_loss"] = g_loss.detach()
 
         self.iteration += 1
-        self.log_dict(metrics, prog_bar=True, batch_size=real.shape[0])
+        if self.logs_this_step():
+            metrics = {
+                "train/d_loss": d_loss.detach(),
+                "train/d_real": torch.sigmoid(real_logits.detach()).mean(),
+                "train/d_fake": torch.sigmoid(fake_logits.detach()).mean(),
+            }
+            if g_loss is not None:
+                metrics["train/g_loss"] = g_loss.detach()
+            self.log_dict(metrics, prog_bar=True, batch_size=real.shape[0])
 
     def on_train_epoch_end(self) -> None:
         schedulers = self.lr_schedulers()

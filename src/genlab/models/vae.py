@@ -36,6 +36,7 @@ class VAEModule(GenerativeModule):
     """
 
     default_monitor = "val/loss"
+    network_names = ("encoder", "decoder")
 
     def __init__(
         self,
@@ -48,8 +49,10 @@ class VAEModule(GenerativeModule):
         kl_warmup_steps: int = 0,
         gaussian_sigma: float = 0.1,
         scheduler: SchedulerFactory | None = None,
+        compile: bool = False,
+        channels_last: bool = False,
     ) -> None:
-        super().__init__(latent_dim, optimizer, scheduler)
+        super().__init__(latent_dim, optimizer, scheduler, compile, channels_last)
         if likelihood not in LIKELIHOODS:
             raise ConfigError(
                 f"model.likelihood={likelihood!r} is unknown; "
@@ -112,16 +115,17 @@ class VAEModule(GenerativeModule):
         x, _ = batch
         recon, kl = self.negative_elbo_terms(x)
         weight = self.kl_weight()
-        self.log_dict(
-            {
-                "train/loss": (recon + kl).mean().detach(),
-                "train/recon": recon.mean().detach(),
-                "train/kl": kl.mean().detach(),
-            },
-            prog_bar=True,
-            batch_size=x.shape[0],
-        )
-        self.log("train/beta", weight, batch_size=x.shape[0])
+        if self.logs_this_step():
+            self.log_dict(
+                {
+                    "train/loss": (recon + kl).mean().detach(),
+                    "train/recon": recon.mean().detach(),
+                    "train/kl": kl.mean().detach(),
+                },
+                prog_bar=True,
+                batch_size=x.shape[0],
+            )
+            self.log("train/beta", weight, batch_size=x.shape[0])
         return (recon + weight * kl).mean()
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:

@@ -1,0 +1,116 @@
+"""`make bench` / `python scripts/bench.py`: measure, print a table, write a JSON file.
+
+python scripts/bench.py                 # GAN and VAE, 32-true and bf16-mixed, 10k-sample FID
+python scripts/bench.py --quick         # the same in seconds (a smoke test, not a measurement)
+python scripts/bench.py --override model/net=seed --models gan
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+
+from genlab.bench.evaluation import bench_evaluation
+from genlab.bench.report import environment, peak_rss_mb, render
+from genlab.bench.training import bench_training
+
+
+def default_precisions() -> list[str]:
+    """32-true and bf16-mixed everywhere, and 16-mixed where CUDA runs it."""
+    return ["32-true", "bf16-mixed", *(["16-mixed"] if torch.cuda.is_available() else [])]
+
+
+def positive(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="genlab's training and evaluation benchmark")
+    parser.add_argument("--quick", action="store_true", help="few, short windows; 1,000 samples")
+    parser.add_argument("--out", type=Path, help="JSON file (default outputs/bench/<time>.json)")
+    parser.add_argument("--models", nargs="+", default=["gan", "vae"], choices=["gan", "vae"])
+    parser.add_argument("--precisions", nargs="+", default=default_precisions())
+    parser.add_argument("--batch-size", type=positive, default=64)
+    parser.add_argument("--warmup", type=int, default=10, help="iterations before timing")
+    parser.add_argument("--window", type=positive, default=20, help="iterations per timed window")
+    parser.add_argument("--windows", type=positive, default=7, help="timed windows per path")
+    parser.add_argument(
+        "--samples", type=positive, default=10_000, help="images for generation/FID"
+    )
+    parser.add_argument("--extractor", default="lenet", choices=["lenet", "inception"])
+    parser.add_argument("--skip-eval", action="store_true", help="measure training only")
+    parser.add_argument(
+        "--override", action="append", default=[], help="a Hydra override for every run (repeat)"
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.warmup, args.window, args.windows, args.samples = 2, 3, 3, 1000
+    return args
+
+
+def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """Every measurement the arguments ask for, as one JSON-ready dict."""
+    result: dict[str, Any] = {"environment": environment(), "quick": args.quick}
+    result["settings"] = {
+        "warmup": args.warmup,
+        "window": args.window,
+        "windows": args.windows,
+        "batch_size": args.batch_size,
+        "samples": args.samples,
+        "overrides": args.override,
+    }
+    result["training"] = [
+        bench_training(
+            model,
+            precision,
+            args.batch_size,
+            args.warmup,
+            args.window,
+            args.windows,
+            workdir / f"{model}_{precision}",
+            args.override,
+        )
+        for model in args.models
+        for precision in args.precisions
+    ]
+    if not args.skip_eval:
+        result["evaluation"] = bench_evaluation(
+            args.samples, 500, args.extractor, workdir / "eval", args.override
+        )
+    result["memory"] = {"peak_rss_mb": peak_rss_mb()}
+    if torch.cuda.is_available():
+        result["memory"]["cuda_max_allocated_mb"] = max(
+            row["cuda_max_allocated_mb"] for row in result["training"]
+        )
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    os.environ.setdefault("WANDB_MODE", "offline")
+    logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
+    out = args.out or Path("outputs/bench") / f"{datetime.datetime.now():%Y-%m-%d_%H-%M-%S}.json"
+    with tempfile.TemporaryDirectory(prefix="genlab-bench-") as workdir:
+        result = run(args, Path(workdir))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    console = Console()
+    render(result, console)
+    console.print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

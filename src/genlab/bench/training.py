@@ -1,0 +1,288 @@
+"""Training throughput: genlab's Trainer path against a plain PyTorch loop, window by window.
+
+The two paths alternate inside one process: a callback on the real Trainer times a
+window of iterations, then runs a window of the plain loop, then times the next
+framework window. Whatever else loads the machine loads both alike, and the medians
+of the windows are compared.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
+from torch import Tensor
+from torch.optim import Optimizer
+
+from genlab.models import GANModule, GenerativeModule, VAEModule
+from genlab.utils.paths import config_dir
+from genlab.utils.resolvers import register_resolvers
+
+# What a bench run changes from `genlab-train`'s defaults, and why:
+BENCH_OVERRIDES = [
+    "logger=csv",  # W&B's offline writer is a second process that competes for the cores
+    "metrics=none",  # evaluation is timed on its own (genlab.bench.evaluation)
+    "trainer.max_epochs=-1",  # the timing callback stops the run
+    "trainer.enable_model_summary=false",
+    "callbacks.model_summary=null",
+]
+
+
+def compose_train_config(overrides: list[str], run_dir: Path) -> DictConfig:
+    """The config `genlab-train <overrides>` would run, with every path under `run_dir`."""
+    register_resolvers()
+    GlobalHydra.instance().clear()
+    paths = [f"paths.root_dir={run_dir}", f"paths.cache_dir={run_dir / 'cache'}"]
+    with initialize_config_dir(version_base="1.3", config_dir=str(config_dir())):
+        cfg = compose("train", overrides=paths + overrides, return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(run_dir)
+        del cfg["hydra"]
+    return cfg
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued GPU work, so that a clock reading means the work is done."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def autocast(device: torch.device, precision: str) -> AbstractContextManager:
+    """The autocast context Lightning uses for `precision` (none for 32-true)."""
+    dtypes = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
+    if precision not in dtypes:
+        return nullcontext()
+    return torch.autocast(device.type, dtype=dtypes[precision])
+
+
+class PlainLoop:
+    """The model's networks, optimisers and data in a bare PyTorch loop: the reference.
+
+    It computes what the model's `training_step` computes for the update (not the
+    scalars it logs), with the same autocast and, for 16-mixed, a GradScaler.
+    """
+
+    def __init__(
+        self,
+        model: GenerativeModule,
+        batches: Callable[[], Iterator],
+        device: torch.device,
+        precision: str,
+    ) -> None:
+        self.model = model.to(device).train()
+        optimizers = model.configure_optimizers()
+        self.optimizers: list[Optimizer] = (
+            optimizers[0] if isinstance(optimizers, tuple) else optimizers
+        )
+        self.batches, self.device, self.precision = batches, device, precision
+        self.scaler = torch.amp.GradScaler(device.type) if precision == "16-mixed" else None
+        self.step_fn = gan_step if isinstance(model, GANModule) else vae_step
+        self.iterator = iter(batches())
+        self.iteration = 0
+
+    def next_images(self) -> Tensor:
+        try:
+            images, _ = next(self.iterator)
+        except StopIteration:  # a new epoch: reshuffle, as the Trainer does
+            self.iterator = iter(self.batches())
+            images, _ = next(self.iterator)
+        return images.to(self.device, non_blocking=True)
+
+    def update(self, optimizer: Optimizer, loss: Tensor) -> None:
+        """zero_grad, backward, step: scaled under 16-mixed."""
+        optimizer.zero_grad(set_to_none=True)
+        if self.scaler is None:
+            loss.backward()
+            optimizer.step()
+        else:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(optimizer)
+            self.scaler.update()
+
+    def run(self, steps: int) -> float:
+        """Seconds for `steps` iterations."""
+        synchronize(self.device)
+        start = time.perf_counter()
+        for _ in range(steps):
+            self.step_fn(self, self.next_images())
+            self.iteration += 1
+        synchronize(self.device)
+        return time.perf_counter() - start
+
+
+def gan_step(loop: PlainLoop, real: Tensor) -> None:
+    """One D update and, every `n_critic` iterations, one G update, as GANModule does."""
+    model: GANModule = loop.model  # type: ignore[assignment]
+    opt_g, opt_d = loop.optimizers
+    update_g = (loop.iteration + 1) % model.n_critic == 0
+    with autocast(loop.device, loop.precision), torch.set_grad_enabled(update_g):
+        fake = model.generator(model.sample_latent(real.shape[0]))
+    with autocast(loop.device, loop.precision):
+        d_loss = model.loss.discriminator(
+            model.discriminator(real), model.discriminator(fake.detach())
+        )
+    loop.update(opt_d, d_loss)
+    if update_g:
+        model.discriminator.requires_grad_(False)  # what Lightning's toggled_optimizer does
+        with autocast(loop.device, loop.precision):
+            g_loss = model.loss.generator(model.discriminator(fake))
+        loop.update(opt_g, g_loss)
+        model.discriminator.requires_grad_(True)
+
+
+def vae_step(loop: PlainLoop, x: Tensor) -> None:
+    """One update on the KL-weighted negative ELBO, as VAEModule does."""
+    model: VAEModule = loop.model  # type: ignore[assignment]
+    with autocast(loop.device, loop.precision):
+        recon, kl = model.negative_elbo_terms(x)
+        loss = (recon + model.kl_weight() * kl).mean()
+    loop.update(loop.optimizers[0], loss)
+
+
+class InterleavedTimer(pl.Callback):
+    """Times the Trainer's iterations end to end and runs the plain loop between windows.
+
+    An interval runs from one `on_train_batch_end` to the next, so it holds the data
+    loading, every hook, logging and the progress bar. The first interval of each epoch
+    also holds the previous epoch's validation and checkpoint, and is not counted.
+    After `warmup` counted intervals (and as many untimed plain steps) come `windows`
+    pairs: `window` framework iterations, then `window` plain ones. The run then stops
+    and the times go to `out` as JSON.
+
+    Args:
+        model: a second, independent instance of the run's model, for the plain loop.
+        precision: the run's `trainer.precision`.
+    """
+
+    def __init__(
+        self,
+        model: GenerativeModule,
+        precision: str,
+        out: str,
+        warmup: int = 10,
+        window: int = 20,
+        windows: int = 5,
+    ) -> None:
+        super().__init__()
+        self.plain_model, self.precision, self.out = model, precision, Path(out)
+        self.warmup, self.window, self.windows = warmup, window, windows
+        self.plain: PlainLoop | None = None
+        self.framework_s: list[float] = []
+        self.plain_s: list[float] = []
+        self.warmed_up = warmup == 0
+        self.counted = 0  # intervals counted towards the current warm-up or window
+        self.elapsed = 0.0
+        self.last: float | None = None
+        self.batch_size = 0
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        device = trainer.strategy.root_device
+        self.plain = PlainLoop(
+            self.plain_model, trainer.datamodule.train_dataloader, device, self.precision
+        )
+
+    def on_train_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        assert self.plain is not None, "on_fit_start builds the plain loop"
+        synchronize(trainer.strategy.root_device)
+        now = time.perf_counter()
+        if self.last is None or batch_idx == 0:
+            self.last = now
+            return
+        self.elapsed += now - self.last
+        self.counted += 1
+        self.batch_size = batch[0].shape[0]
+        if self.counted == (self.window if self.warmed_up else self.warmup):
+            if self.warmed_up:
+                self.framework_s.append(self.elapsed)
+                self.plain_s.append(self.plain.run(self.window))
+            else:
+                self.plain.run(self.warmup)
+                self.warmed_up = True
+            self.counted, self.elapsed = 0, 0.0
+            trainer.should_stop = len(self.framework_s) == self.windows
+        self.last = time.perf_counter()
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.out.write_text(json.dumps(self.summary(), indent=2))
+
+    def summary(self) -> dict[str, Any]:
+        """Median images/s of each path, the median ratio of paired windows, the windows."""
+        images = self.window * self.batch_size
+        pairs = zip(self.plain_s, self.framework_s, strict=True)
+        return {
+            "framework_img_s": images / statistics.median(self.framework_s),
+            "plain_img_s": images / statistics.median(self.plain_s),
+            # per pair: neighbouring windows share the machine's load, so their ratio
+            # is steadier than the ratio of the two medians
+            "ratio": statistics.median(plain / framework for plain, framework in pairs),
+            "window_iterations": self.window,
+            "framework_window_s": self.framework_s,
+            "plain_window_s": self.plain_s,
+        }
+
+
+def bench_training(
+    model: str,
+    precision: str,
+    batch_size: int,
+    warmup: int,
+    window: int,
+    windows: int,
+    run_dir: Path,
+    extra_overrides: list[str],
+) -> dict[str, Any]:
+    """Train `model` through `genlab.train.train` with an InterleavedTimer; its summary."""
+    from genlab.train import train  # registers the resolvers it needs, as the entry point does
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    out = run_dir / "timing.json"
+    cfg = compose_train_config(
+        [
+            *BENCH_OVERRIDES,
+            f"model={model}",
+            f"trainer.precision={precision}",
+            f"data.batch_size={batch_size}",
+            *(["trainer.benchmark=true"] if torch.cuda.is_available() else []),
+            *extra_overrides,
+        ],
+        run_dir,
+    )
+    with open_dict(cfg):
+        cfg.callbacks.bench_timer = OmegaConf.create(
+            {
+                "_target_": f"{__name__}.InterleavedTimer",
+                "model": OmegaConf.to_container(cfg.model),  # built again: a separate instance
+                "precision": precision,
+                "out": str(out),
+                "warmup": warmup,
+                "window": window,
+                "windows": windows,
+            }
+        )
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    train(cfg)
+    result = {"model": model, "precision": precision, "batch_size": batch_size}
+    result |= json.loads(out.read_text())
+    if torch.cuda.is_available():
+        result["cuda_max_allocated_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return result
