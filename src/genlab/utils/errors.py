@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-
-log = logging.getLogger("genlab")
 
 
 class GenlabError(Exception):
@@ -26,13 +23,13 @@ def user_errors_reported(multirun: bool = False) -> Iterator[None]:
     """Turn a GenlabError into one `error:` line and exit status 2.
 
     In a multirun the error is re-raised instead, so that Hydra records the job as
-    failed and the other jobs of the sweep keep running.
+    failed, the other jobs of the sweep keep running, and the sweep summary
+    (genlab.utils.sweep_summary) reports it with the job's overrides.
     """
     try:
         yield
     except GenlabError as err:
         if multirun:
-            log.error("error: %s", err)
             raise
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -1,0 +1,132 @@
+"""A Hydra callback that keeps a sweep's scoreboard: each job's status, value and error.
+
+Every job, in whichever process or machine the launcher ran it, writes
+`result.yaml` into its own directory when it ends and then rebuilds
+`<sweep dir>/summary.csv` (every job) and `<sweep dir>/best.yaml` (the job with the
+lowest value, and what it changed) from all results so far, under a file lock. A
+failed job therefore never hides the results of the others, and the summary names
+the failed job, its overrides and its error. At the end of a sweep the table is
+printed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from filelock import FileLock
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import DictConfig
+from rich.console import Console
+from rich.table import Table
+
+log = logging.getLogger("genlab")
+
+RESULT_FILE = "result.yaml"
+SUMMARY_FILE = "summary.csv"
+BEST_FILE = "best.yaml"
+COLUMNS = ["job", "status", "value", "overrides", "error", "dir"]
+
+
+def job_result(job_return: JobReturn, job_num: int, job_dir: Path, sweep_dir: Path) -> dict:
+    """One row of the summary; `value` is what the job returned (its best optimized_metric)."""
+    failed = job_return.status != JobStatus.COMPLETED
+    outcome = job_return._return_value  # the `return_value` property re-raises a job's error
+    error = f"{type(outcome).__name__}: {outcome}".splitlines()[0] if failed else ""
+    return {
+        "job": job_num,
+        "status": "failed" if failed else "completed",
+        "value": None if failed or outcome is None else float(outcome),
+        "overrides": " ".join(job_return.overrides or []),
+        "error": error,
+        "dir": os.path.relpath(job_dir, sweep_dir),
+    }
+
+
+def read_results(sweep_dir: Path) -> list[dict[str, Any]]:
+    """Every job's result written so far, in job order."""
+    rows = [yaml.safe_load(path.read_text()) for path in sweep_dir.glob(f"**/{RESULT_FILE}")]
+    return sorted(rows, key=lambda row: row["job"])
+
+
+def varying_overrides(rows: list[dict[str, Any]]) -> list[str]:
+    """Each job's overrides less those that every job shares: what the sweep changed."""
+    per_job = [row["overrides"].split() for row in rows]
+    shared = set.intersection(*map(set, per_job)) if len(per_job) > 1 else set()
+    return [" ".join(o for o in overrides if o not in shared) for overrides in per_job]
+
+
+def best_job(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The completed job with the lowest value, with the overrides that set it apart."""
+    scored = [
+        {**row, "changed": changed}
+        for row, changed in zip(rows, varying_overrides(rows), strict=True)
+        if row["value"] is not None
+    ]
+    return min(scored, key=lambda row: row["value"], default=None)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write via a temporary file and a rename, so a reader never sees half a file."""
+    partial = path.with_name(f".{path.name}.tmp")
+    partial.write_text(text)
+    partial.replace(path)
+
+
+def write_summary(sweep_dir: Path) -> list[dict[str, Any]]:
+    """Rebuild summary.csv and best.yaml from the results of the jobs that have ended."""
+    rows = read_results(sweep_dir)
+    table = io.StringIO()
+    writer = csv.DictWriter(table, fieldnames=COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_atomically(sweep_dir / SUMMARY_FILE, table.getvalue())
+    best = best_job(rows)
+    if best is not None:
+        write_atomically(sweep_dir / BEST_FILE, yaml.safe_dump(best, sort_keys=False))
+    return rows
+
+
+def summary_table(rows: list[dict[str, Any]]) -> Table:
+    """The summary as a rich table (overrides that vary only), failed jobs in red."""
+    table = Table(title="sweep summary (value: best optimized_metric, lower is better)")
+    for column in COLUMNS[:-1]:
+        table.add_column(column, overflow="fold")
+    for row, overrides in zip(rows, varying_overrides(rows), strict=True):
+        value = "" if row["value"] is None else f"{row['value']:.4g}"
+        style = "red" if row["status"] == "failed" else None
+        table.add_row(str(row["job"]), row["status"], value, overrides, row["error"], style=style)
+    return table
+
+
+class SweepSummary(Callback):
+    """Record every multirun job's outcome in `result.yaml` and `<sweep dir>/summary.csv`."""
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        hydra_cfg = HydraConfig.get()
+        if hydra_cfg.mode != RunMode.MULTIRUN:
+            return
+        sweep_dir = Path(hydra_cfg.sweep.dir)
+        job_dir = Path(hydra_cfg.runtime.output_dir)
+        result = job_result(job_return, hydra_cfg.job.num, job_dir, sweep_dir)
+        (job_dir / RESULT_FILE).write_text(yaml.safe_dump(result, sort_keys=False))
+        if result["status"] == "failed":
+            log.error("sweep job %d (%s) failed: %s", result["job"], result["overrides"],
+                      result["error"])  # fmt: skip
+        with FileLock(sweep_dir / f".{SUMMARY_FILE}.lock"):
+            write_summary(sweep_dir)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        with FileLock(sweep_dir / f".{SUMMARY_FILE}.lock"):
+            rows = write_summary(sweep_dir)
+        Console(stderr=True).print(summary_table(rows))
+        log.info("sweep summary: %s", sweep_dir / SUMMARY_FILE)
