@@ -9,7 +9,7 @@ ARGS   ?=
 CKPT   ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install train sample eval fid-classifier test lint format clean
+.PHONY: help install train sweep sample eval fid-classifier bench test lint format clean
 
 help: ## list every target
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -25,6 +25,9 @@ install: $(STAMP) ## create .venv and install genlab with its dev tools (editabl
 train: $(STAMP) ## train (default: quick-start DCGAN on embedded MNIST); ARGS="model=vae ..."
 	$(BIN)/genlab-train $(ARGS)
 
+sweep: $(STAMP) ## Hydra multirun: make sweep ARGS="model=gan,vae seed=1,2,3" (recipes: scripts/sweeps/)
+	$(BIN)/genlab-train -m $(ARGS)
+
 sample: $(STAMP) ## write samples from a checkpoint: make sample CKPT=path/to/last.ckpt ARGS="n=64"
 	$(BIN)/genlab-sample ckpt_path=$(CKPT) $(ARGS)
 
@@ -33,6 +36,9 @@ eval: $(STAMP) ## FID/KID/IS, precision/recall (+ VAE NLL) of a checkpoint: make
 
 fid-classifier: $(STAMP) ## retrain the LeNet behind metrics=fid_lenet (deterministic)
 	$(BIN)/python scripts/train_fid_classifier.py $(ARGS)
+
+bench: $(STAMP) ## training/eval throughput, genlab vs a plain loop: table + outputs/bench/*.json (ARGS=--quick)
+	$(BIN)/python scripts/bench.py $(ARGS)
 
 test: $(STAMP) ## run the whole test suite (what CI runs)
 	$(BIN)/python -m pytest $(ARGS)
