@@ -92,3 +92,28 @@ def test_unknown_top_level_key_fails_before_training(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "error: unknown top-level config key(s) trainr" in proc.stderr
     assert not (tmp_path / "checkpoints").exists()
+
+
+def test_train_resumes_from_a_run_directory(quickstart_run: Path, tmp_path: Path) -> None:
+    resumed = tmp_path / "resumed"
+    run([str(BIN / "genlab-train"), "experiment=quickstart", *TINY_RUN, "trainer.max_epochs=2",
+         "logger=csv", f"ckpt_path={quickstart_run}", f"hydra.run.dir={resumed}",
+         f"paths.cache_dir={tmp_path / 'cache'}"], cwd=tmp_path)  # fmt: skip
+    checkpoint = torch.load(resumed / "checkpoints" / "last.ckpt", weights_only=True)
+    assert checkpoint["epoch"] == 1  # epoch 0 came from the first run, epoch 1 ran here
+
+
+def test_train_rejects_a_truncated_checkpoint_before_training(
+    quickstart_run: Path, tmp_path: Path
+) -> None:
+    good = quickstart_run / "checkpoints" / "last.ckpt"
+    broken = tmp_path / "broken.ckpt"
+    broken.write_bytes(good.read_bytes()[:1000])
+    run_dir = tmp_path / "r"
+    proc = run([str(BIN / "genlab-train"), f"ckpt_path={broken}", f"hydra.run.dir={run_dir}"],
+               cwd=tmp_path, check=False)  # fmt: skip
+    assert proc.returncode == 2
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "cannot be read" in errors[0] and str(broken) in errors[0]
+    assert not (run_dir / "checkpoints").exists()
+    assert torch.load(good, weights_only=True)["genlab_config"]  # the good one still loads

@@ -35,6 +35,19 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return checkpoint
 
 
+def resume_path(ckpt_path: str | Path) -> Path:
+    """The checkpoint to resume from: a .ckpt file, or a run directory (its last.ckpt).
+
+    The file is read once here, so a missing, truncated or foreign file fails in one
+    line before any training starts, not inside Lightning after the setup.
+    """
+    path = Path(ckpt_path)
+    if path.is_dir():
+        path = path / "checkpoints" / "last.ckpt"
+    read_checkpoint(path)
+    return path
+
+
 def load_model(path: str | Path) -> tuple[GenerativeModule, DictConfig]:
     """Rebuild the model a checkpoint was trained with and load its weights, in eval mode."""
     checkpoint = read_checkpoint(path)

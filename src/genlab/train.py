@@ -16,6 +16,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from genlab.callbacks import StoreRunConfig
+from genlab.checkpoints import resume_path
 from genlab.utils.config_checks import check_top_level_keys, check_trainer_steps
 from genlab.utils.errors import user_errors_reported
 from genlab.utils.instantiate import build, build_all
@@ -39,6 +40,7 @@ def train(cfg: DictConfig) -> float | None:
     """Fit the configured model; return the best value of `optimized_metric` (for sweepers)."""
     check_top_level_keys(cfg)
     check_trainer_steps(cfg)
+    ckpt_path = resume_path(cfg.ckpt_path) if cfg.ckpt_path else None
     if cfg.seed is not None:
         pl.seed_everything(cfg.seed, workers=True)
 
@@ -67,7 +69,7 @@ def train(cfg: DictConfig) -> float | None:
 
     exit_code = 1
     try:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
         exit_code = 0
     finally:
         finish_wandb(exit_code)
