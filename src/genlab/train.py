@@ -14,6 +14,7 @@ import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from genlab.callbacks import StoreRunConfig
 from genlab.checkpoints import resume_path
@@ -25,6 +26,8 @@ from genlab.utils.resolvers import register_resolvers
 from genlab.utils.run_logging import finish_wandb, log_hyperparameters
 
 log = logging.getLogger(__name__)
+
+SIGTERM_EXIT_CODE = 143  # 128 + SIGTERM, what a shell reports for a process it terminated
 
 
 def resolve_optimized_metric(
@@ -71,6 +74,8 @@ def train(cfg: DictConfig) -> float | None:
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
         exit_code = 0
+    except SIGTERMException:  # InterruptCheckpoint has saved the state and said where
+        raise SystemExit(SIGTERM_EXIT_CODE) from None
     finally:
         finish_wandb(exit_code)
     return best_value(trainer, cfg.optimized_metric)

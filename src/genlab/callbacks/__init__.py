@@ -1,6 +1,7 @@
 """Lightning callbacks: everything with a side effect (images, files, checkpoint contents)."""
 
+from genlab.callbacks.interrupt_checkpoint import InterruptCheckpoint
 from genlab.callbacks.run_config import StoreRunConfig
 from genlab.callbacks.sample_grid import SampleGrid
 
-__all__ = ["SampleGrid", "StoreRunConfig"]
+__all__ = ["InterruptCheckpoint", "SampleGrid", "StoreRunConfig"]
