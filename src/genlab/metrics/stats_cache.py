@@ -12,13 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from torch import Tensor
+
+from genlab.utils.files import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -61,18 +61,6 @@ def _read(path: Path, key: dict) -> Tensor | None:
         return None
 
 
-def _write_atomically(path: Path, payload: dict) -> None:
-    """Write to a temporary file, then rename: a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
 def cached_features(cache_dir: str | Path, key: dict, compute: Callable[[], Tensor]) -> Tensor:
     """Features for `key`: from the cache when present and intact, else computed and stored."""
     path = cache_path(cache_dir, key)
@@ -82,6 +70,6 @@ def cached_features(cache_dir: str | Path, key: dict, compute: Callable[[], Tens
             log.info("real-image features from cache %s", path)
             return features
     features = compute().float().cpu()
-    _write_atomically(path, {"key": key, "features": features})
+    write_atomically(path, lambda tmp: torch.save({"key": key, "features": features}, tmp))
     log.info("real-image features computed and cached in %s", path)
     return features

@@ -28,6 +28,8 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
+from genlab.utils.files import write_atomically
+
 log = logging.getLogger("genlab")
 
 RESULT_FILE = "result.yaml"
@@ -74,11 +76,9 @@ def best_job(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     return min(scored, key=lambda row: row["value"], default=None)
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Write via a temporary file and a rename, so a reader never sees half a file."""
-    partial = path.with_name(f".{path.name}.tmp")
-    partial.write_text(text)
-    partial.replace(path)
+def write_text_atomically(path: Path, text: str) -> None:
+    """Other jobs read these files while this one writes them: never show half a file."""
+    write_atomically(path, lambda tmp: tmp.write_text(text))
 
 
 def write_summary(sweep_dir: Path) -> list[dict[str, Any]]:
@@ -88,10 +88,10 @@ def write_summary(sweep_dir: Path) -> list[dict[str, Any]]:
     writer = csv.DictWriter(table, fieldnames=COLUMNS)
     writer.writeheader()
     writer.writerows(rows)
-    write_atomically(sweep_dir / SUMMARY_FILE, table.getvalue())
+    write_text_atomically(sweep_dir / SUMMARY_FILE, table.getvalue())
     best = best_job(rows)
     if best is not None:
-        write_atomically(sweep_dir / BEST_FILE, yaml.safe_dump(best, sort_keys=False))
+        write_text_atomically(sweep_dir / BEST_FILE, yaml.safe_dump(best, sort_keys=False))
     return rows
 
 
@@ -117,7 +117,7 @@ class SweepSummary(Callback):
         sweep_dir = Path(hydra_cfg.sweep.dir)
         job_dir = Path(hydra_cfg.runtime.output_dir)
         result = job_result(job_return, hydra_cfg.job.num, job_dir, sweep_dir)
-        (job_dir / RESULT_FILE).write_text(yaml.safe_dump(result, sort_keys=False))
+        write_text_atomically(job_dir / RESULT_FILE, yaml.safe_dump(result, sort_keys=False))
         if result["status"] == "failed":
             log.error("sweep job %d (%s) failed: %s", result["job"], result["overrides"],
                       result["error"])  # fmt: skip
