@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +19,7 @@ BIN = Path(sys.executable).parent
 def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "HYDRA_FULL_ERROR": "0"}
     env.pop("WANDB_API_KEY", None)
+    env.pop("WANDB_SERVICE", None)  # each run its own W&B service, as from a shell
     proc = subprocess.run(
         cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL
     )
@@ -119,35 +118,3 @@ def test_train_rejects_a_truncated_checkpoint_before_training(
     assert len(errors) == 1 and "cannot be read" in errors[0] and str(broken) in errors[0]
     assert not (run_dir / "checkpoints").exists()
     assert torch.load(good, weights_only=True)["genlab_config"]  # the good one still loads
-
-
-def test_sigterm_saves_the_state_mid_epoch_and_the_run_resumes_from_it(tmp_path: Path) -> None:
-    """What SLURM or cloud preemption does: SIGTERM while training, then resume the run."""
-    run_dir = tmp_path / "run"
-    settings = ["model=vae", "logger=csv", "metrics=none", "data.batch_size=16",
-                "trainer.max_epochs=1000", "+trainer.limit_train_batches=200",
-                "+trainer.limit_val_batches=1", "callbacks.progress_bar=null",
-                "callbacks.model_summary=null", "trainer.enable_model_summary=false"]  # fmt: skip
-    env = {**os.environ, "WANDB_MODE": "offline"}
-    proc = subprocess.Popen([str(BIN / "genlab-train"), *settings, f"hydra.run.dir={run_dir}"],
-                            cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)  # fmt: skip
-    last = run_dir / "checkpoints" / "last.ckpt"
-    deadline = time.monotonic() + 300
-    while not last.is_file() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.2)
-    time.sleep(1.5)  # into the next epoch (one takes a few seconds)
-    epoch_end_step = torch.load(last, weights_only=True)["global_step"]
-    proc.send_signal(signal.SIGTERM)
-    output, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 143, output
-    saved = torch.load(last, weights_only=True)
-    assert saved["global_step"] > epoch_end_step  # the state at the signal, not the epoch's end
-    assert saved["global_step"] % 200 != 0  # mid-epoch
-    assert "resume with ckpt_path=" in " ".join(output.split())  # rich wraps long lines
-
-    resumed = tmp_path / "resumed"
-    run([str(BIN / "genlab-train"), *settings, "trainer.max_epochs=" + str(saved["epoch"] + 1),
-         f"ckpt_path={run_dir}", f"hydra.run.dir={resumed}"], cwd=tmp_path)  # fmt: skip
-    final = torch.load(resumed / "checkpoints" / "last.ckpt", weights_only=True)
-    assert final["global_step"] == (saved["epoch"] + 1) * 200  # finished the interrupted epoch

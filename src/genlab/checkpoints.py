@@ -1,4 +1,4 @@
-"""Read genlab checkpoints back into models, with one clear error for a bad file."""
+"""Write checkpoints atomically; read them back into models, with one clear error for a bad file."""
 
 from __future__ import annotations
 
@@ -7,10 +7,30 @@ from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from genlab.models.base import GenerativeModule
 from genlab.utils.errors import GenlabError
+from genlab.utils.files import write_atomically
 from genlab.utils.instantiate import build
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, made atomic wherever the run directory lives.
+
+    Lightning writes into a temporary file in the system's temp directory and moves it
+    into place; when that is another filesystem (a node's /tmp and a shared run
+    directory) the move is a copy, and a crash during it truncates `last.ckpt`. This
+    writes the temporary file beside the checkpoint and renames it (`write_atomically`).
+    """
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any | None = None
+    ) -> None:
+        if storage_options is not None or "://" in str(path):  # remote storage: Lightning's way
+            super().save_checkpoint(checkpoint, path, storage_options)
+            return
+        write_atomically(Path(path), lambda tmp: torch.save(checkpoint, tmp))
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -35,17 +55,29 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return checkpoint
 
 
-def resume_path(ckpt_path: str | Path) -> Path:
-    """The checkpoint to resume from: a .ckpt file, or a run directory (its last.ckpt).
+def latest_last_checkpoint(runs_dir: Path, exclude: Path | None = None) -> Path:
+    """The most recently written `checkpoints/last.ckpt` below `runs_dir` (runs and sweeps)."""
+    candidates = [
+        path
+        for path in runs_dir.glob("**/checkpoints/last.ckpt")
+        if exclude is None or exclude not in path.parents
+    ]
+    if not candidates:
+        raise GenlabError(
+            f"ckpt_path=last found no checkpoints/last.ckpt below {runs_dir}; "
+            "pass a run directory or a .ckpt file instead"
+        )
+    return max(candidates, key=lambda path: path.stat().st_mtime)
 
-    The file is read once here, so a missing, truncated or foreign file fails in one
-    line before any training starts, not inside Lightning after the setup.
+
+def resume_path(ckpt_path: str | Path, runs_dir: Path, this_run: Path | None = None) -> Path:
+    """The checkpoint a run resumes from: `last` (the latest run's last.ckpt below
+    `runs_dir`, other than `this_run`'s), a run directory (its last.ckpt) or a .ckpt file.
     """
+    if str(ckpt_path) == "last":
+        return latest_last_checkpoint(runs_dir, exclude=this_run)
     path = Path(ckpt_path)
-    if path.is_dir():
-        path = path / "checkpoints" / "last.ckpt"
-    read_checkpoint(path)
-    return path
+    return path / "checkpoints" / "last.ckpt" if path.is_dir() else path
 
 
 def load_model(path: str | Path) -> tuple[GenerativeModule, DictConfig]:

@@ -8,6 +8,7 @@ genlab-train -m model=gan,vae seed=1,2        # a sweep
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import hydra
 import pytorch_lightning as pl
@@ -17,13 +18,13 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from genlab.callbacks import StoreRunConfig
-from genlab.checkpoints import resume_path
+from genlab.checkpoints import AtomicCheckpointIO, read_checkpoint, resume_path
 from genlab.utils.config_checks import check_top_level_keys, check_trainer_steps
 from genlab.utils.errors import user_errors_reported
 from genlab.utils.instantiate import build, build_all
 from genlab.utils.paths import config_dir
 from genlab.utils.resolvers import register_resolvers
-from genlab.utils.run_logging import finish_wandb, log_hyperparameters
+from genlab.utils.run_logging import continue_wandb_run, finish_wandb, log_hyperparameters
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,11 @@ def train(cfg: DictConfig) -> float | None:
     """Fit the configured model; return the best value of `optimized_metric` (for sweepers)."""
     check_top_level_keys(cfg)
     check_trainer_steps(cfg)
-    ckpt_path = resume_path(cfg.ckpt_path) if cfg.ckpt_path else None
+    ckpt_path = None
+    if cfg.ckpt_path:
+        runs_dir = Path(cfg.paths.log_dir) / cfg.task_name
+        ckpt_path = resume_path(cfg.ckpt_path, runs_dir, this_run=Path(cfg.paths.output_dir))
+        continue_wandb_run(cfg, read_checkpoint(ckpt_path))  # a bad file fails here, in one line
     if cfg.seed is not None:
         pl.seed_everything(cfg.seed, workers=True)
 
@@ -65,6 +70,7 @@ def train(cfg: DictConfig) -> float | None:
         cfg.trainer,
         callbacks=callbacks,
         logger=loggers,
+        plugins=[AtomicCheckpointIO()],
         max_steps=model.optimizer_steps_for(cfg.trainer.max_steps),
     )
     log_hyperparameters(trainer, run_config, model)

@@ -1,7 +1,8 @@
 """Lightning callbacks: everything with a side effect (images, files, checkpoint contents)."""
 
 from genlab.callbacks.interrupt_checkpoint import InterruptCheckpoint
+from genlab.callbacks.nan_guard import NanGuard, NonFiniteLossError
 from genlab.callbacks.run_config import StoreRunConfig
 from genlab.callbacks.sample_grid import SampleGrid
 
-__all__ = ["InterruptCheckpoint", "SampleGrid", "StoreRunConfig"]
+__all__ = ["InterruptCheckpoint", "NanGuard", "NonFiniteLossError", "SampleGrid", "StoreRunConfig"]

@@ -17,7 +17,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from genlab.data.errors import DataConfigError, DataError
-from genlab.data.memory import Split, hold_out, tensor_loader, to_signed_unit
+from genlab.data.memory import ResumableLoader, Split, hold_out, tensor_loader, to_signed_unit
 
 SPLITS = ("train", "val", "test")
 DEVICE_SPLIT_BYTES = 2 * 2**30  # larger splits stay in host memory (MNIST's 60,000: 188 MB)
@@ -170,10 +170,25 @@ class ImageDataModule(pl.LightningDataModule):
         return tensor_loader(data, self.batch_size, train, self.num_workers, self.pin_memory)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train")
+        loader = self._loader("train")
+        if isinstance(loader, ResumableLoader):
+            loader.resume_at(batches_done_in_epoch(self.trainer))
+        return loader
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val")
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test")
+
+
+def batches_done_in_epoch(trainer: pl.Trainer | None) -> int:
+    """Training batches of the current epoch that a run resumed mid-epoch has already done.
+
+    Lightning restores its loop progress before it asks for the dataloader; a checkpoint
+    written after the epoch's last batch (ModelCheckpoint's) starts a new pass.
+    """
+    if trainer is None or not trainer.fit_loop.restarting:
+        return 0
+    progress = trainer.fit_loop.epoch_loop.batch_progress
+    return 0 if progress.is_last_batch else progress.current.completed

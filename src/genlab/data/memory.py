@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, RandomSampler, TensorDataset
 
 # One split: images (N, C, H, W) and int64 labels (-1 where the data has none).
 Split = tuple[Tensor, Tensor]
@@ -43,20 +43,82 @@ def whole_batch(batch: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
     return batch
 
 
+class EpochShuffleSampler(RandomSampler):
+    """A fresh random order every epoch that depends only on (seed, epoch).
+
+    RandomSampler draws its order from the global RNG, so the order of a resumed run
+    would depend on everything else that drew random numbers before it; this one is
+    replayed exactly. Lightning calls `set_epoch` at the start of every epoch (as for
+    DistributedSampler), and, being a RandomSampler, under DDP it is replaced by
+    Lightning's DistributedSampler, whose order depends on (seed, epoch) too.
+    """
+
+    def __init__(self, data_source: TensorDataset, seed: int) -> None:
+        super().__init__(data_source)
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        order = torch.Generator().manual_seed((self.seed + self.epoch) % 2**63)
+        return iter(torch.randperm(len(self.data_source), generator=order).tolist())
+
+
+class ResumableLoader(DataLoader):
+    """A training DataLoader that can start a pass part-way through an epoch.
+
+    A run resumed from a mid-epoch checkpoint calls `resume_at(k)`: the next pass
+    replays the epoch's order (see EpochShuffleSampler) and skips its first `k`
+    batches, so the resumed run sees exactly the batches the interrupted one had
+    left. Its own `generator` keeps `iter()` from drawing on the global RNG (the
+    DataLoader draws a worker seed on every pass), which a resumed run restores.
+    `state_dict`/`load_state_dict` carry the shuffle seed through checkpoints.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._skip = 0
+
+    def resume_at(self, batches_done: int) -> None:
+        """Skip the first `batches_done` batches of the next pass only."""
+        self._skip = batches_done
+
+    def __iter__(self):
+        batches = super().__iter__()
+        skip, self._skip = self._skip, 0
+        for _ in range(skip):  # in-memory batches: a skipped batch costs one gather
+            next(batches)
+        yield from batches
+
+    def state_dict(self) -> dict[str, int]:
+        sampler = self.sampler
+        return {"seed": sampler.seed} if isinstance(sampler, EpochShuffleSampler) else {}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        if "seed" in state and isinstance(self.sampler, EpochShuffleSampler):
+            self.sampler.seed = state["seed"]
+
+
 def tensor_loader(
     split: Split, batch_size: int, train: bool, num_workers: int, pin_memory: bool
 ) -> DataLoader:
     """Batches straight from the tensors: training shuffles and drops the ragged last batch.
 
     The tensors may live on the GPU (then `num_workers` must be 0 and `pin_memory` off).
+    Training batches come from a ResumableLoader whose order is seeded by the run's seed.
     """
-    return DataLoader(
-        BatchTensorDataset(*split),
+    dataset = BatchTensorDataset(*split)
+    options = dict(
         batch_size=batch_size,
-        shuffle=train,
-        drop_last=train,
         collate_fn=whole_batch,
         num_workers=num_workers,
         pin_memory=pin_memory,
         persistent_workers=num_workers > 0,
+        generator=torch.Generator().manual_seed(torch.initial_seed()),
     )
+    if not train:
+        return DataLoader(dataset, **options)
+    sampler = EpochShuffleSampler(dataset, seed=torch.initial_seed())
+    return ResumableLoader(dataset, sampler=sampler, drop_last=True, **options)

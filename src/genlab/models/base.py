@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 
 from genlab.utils.errors import ConfigError
+from genlab.utils.rng import restore_rng_states, rng_states
 
 OptimizerFactory = Callable[..., Optimizer]
 SchedulerFactory = Callable[[Optimizer], object]
@@ -28,6 +29,8 @@ class GenerativeModule(pl.LightningModule):
     default_monitor: str | None = None
     #: attribute names of the model's networks (what `compile` compiles)
     network_names: tuple[str, ...] = ()
+    #: the losses a training step backpropagates, in order (how NanGuard names a bad one)
+    loss_names: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -45,6 +48,7 @@ class GenerativeModule(pl.LightningModule):
         self.scheduler_factory = scheduler
         self.compile_networks = compile
         self.channels_last = channels_last
+        self._resumed_rng_states: dict | None = None  # from a checkpoint, until training starts
 
     def setup(self, stage: str) -> None:
         """Opt-in speed-ups for fitting; neither changes parameter names or checkpoints.
@@ -76,6 +80,23 @@ class GenerativeModule(pl.LightningModule):
             return trainer._logger_connector.should_update_logs
         except (AttributeError, NotImplementedError):
             return True
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Keep the RNG states, so that a resumed run draws what the uninterrupted one would."""
+        checkpoint["rng_states"] = rng_states()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self._resumed_rng_states = checkpoint.get("rng_states")
+
+    def on_train_start(self) -> None:
+        """Restore the checkpoint's RNG states as the first batch is about to run.
+
+        Not at load time: Lightning calls `on_fit_start` hooks after loading, and those
+        may draw random numbers (the FID callback builds its feature extractor there).
+        """
+        if self._resumed_rng_states is not None:
+            restore_rng_states(self._resumed_rng_states)
+            self._resumed_rng_states = None
 
     @abstractmethod
     def decode(self, z: Tensor) -> Tensor:

@@ -30,6 +30,7 @@ class GANModule(GenerativeModule):
     """
 
     network_names = ("generator", "discriminator")
+    loss_names = ("train/d_loss", "train/g_loss")
 
     def __init__(
         self,
@@ -150,7 +151,9 @@ class GANModule(GenerativeModule):
         )
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        super().on_save_checkpoint(checkpoint)
         checkpoint["gan_iteration"] = self.iteration
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        super().on_load_checkpoint(checkpoint)
         self.iteration = checkpoint.get("gan_iteration", 0)

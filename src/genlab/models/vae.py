@@ -37,6 +37,7 @@ class VAEModule(GenerativeModule):
 
     default_monitor = "val/loss"
     network_names = ("encoder", "decoder")
+    loss_names = ("train/loss",)
 
     def __init__(
         self,

@@ -1,4 +1,4 @@
-"""What the entry point records about a run: config, parameter counts, W&B run status."""
+"""What the entry point records about a run: config, parameter counts, W&B run and status."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import sys
 from typing import Any
 
 import pytorch_lightning as pl
+from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
 
 
@@ -24,6 +25,18 @@ def log_hyperparameters(trainer: pl.Trainer, config: dict[str, Any], model: nn.M
     hparams = {**config, **parameter_counts(model)}
     for logger in trainer.loggers:
         logger.log_hyperparams(hparams)
+
+
+def continue_wandb_run(cfg: DictConfig, checkpoint: dict[str, Any]) -> None:
+    """Point the W&B logger at the run a resumed checkpoint came from, unless
+    `logger.wandb.id` names one already, so its curves continue where they stopped."""
+    wandb_cfg = OmegaConf.select(cfg, "logger.wandb")
+    run_id = checkpoint.get("wandb_run_id")
+    if wandb_cfg is None or run_id is None or wandb_cfg.get("id") is not None:
+        return
+    with open_dict(wandb_cfg):
+        wandb_cfg.id = run_id
+        wandb_cfg.resume = "allow"  # passed on to wandb.init
 
 
 def finish_wandb(exit_code: int) -> None:
