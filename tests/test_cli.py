@@ -118,3 +118,47 @@ def test_train_rejects_a_truncated_checkpoint_before_training(
     assert len(errors) == 1 and "cannot be read" in errors[0] and str(broken) in errors[0]
     assert not (run_dir / "checkpoints").exists()
     assert torch.load(good, weights_only=True)["genlab_config"]  # the good one still loads
+
+
+def test_an_unwritable_output_directory_fails_before_training(tmp_path: Path) -> None:
+    in_the_way = tmp_path / "a_file"
+    in_the_way.write_text("not a directory")
+    proc = run([str(BIN / "genlab-train"), f"hydra.run.dir={in_the_way / 'run'}"],
+               cwd=tmp_path, check=False)  # fmt: skip
+    assert proc.returncode == 2
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "cannot write to the output directory" in errors[0]
+    assert "Seed set" not in proc.stdout + proc.stderr  # nothing was built
+
+
+def test_a_disk_without_room_for_checkpoints_fails_before_training(tmp_path: Path) -> None:
+    """A disk is full relative to what a run needs: ask for more than any disk has."""
+    proc = run([str(BIN / "genlab-train"), f"hydra.run.dir={tmp_path / 'run'}",
+                "hydra.callbacks.output_dir_check.min_free_mb=1e12"],
+               cwd=tmp_path, check=False)  # fmt: skip
+    assert proc.returncode == 2
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "MB free on the disk of the output directory" in errors[0]
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["model=gann"], "error: model=gann is not an option of the config group `model`; "
+                         "choose one of gan, vae"),
+        (["trainer.max_epoch=3"], "error: trainer.max_epoch is not a config key; keys of "
+                                  "trainer: _target_, accelerator,"),
+        (["-m", "seed=1,2", "model=gan,vea"], "error: model=vea is not an option"),
+        (["trainer.max_epochs=ten"], "error: trainer.max_epochs must be an integer, got 'ten'"),
+    ],
+)  # fmt: skip
+def test_a_typo_on_the_command_line_fails_in_one_line(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    proc = run([str(BIN / "genlab-train"), *args, f"hydra.run.dir={tmp_path / 'run'}",
+                f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path, check=False)  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]  # one line, nothing else
+    assert proc.stderr.startswith(message)
+    assert not (tmp_path / "run" / "checkpoints").exists() and not (tmp_path / "sweep").exists()

@@ -86,7 +86,10 @@ def test_the_seeds_56x56_generator_fails_before_training(make_config: MakeConfig
     [
         ("model.optimizer.lr=0", ConfigError, "learning rate must be > 0"),
         ("model.optimizer.lr=-1e-3", ConfigError, "learning rate must be > 0"),
-        ("model.latent_dim=abc", ConfigError, "cannot build `model`"),
+        ("model.latent_dim=abc", ConfigError, "model.latent_dim must be an integer, got 'abc'"),
+        ("trainer.max_epochs=ten", ConfigError, "trainer.max_epochs must be an integer"),
+        ("model.optimizer.lr=fast", ConfigError, "model.optimizer.lr must be a number"),
+        ("data.batch_size=1.5", ConfigError, "data.batch_size must be an integer, got 1.5"),
         ("model.loss=hing", ConfigError, "choose one of nonsaturating"),
         ("data.batch_size=5000", DataError, "data.batch_size=5000 is larger than the 4500"),
         ("data.channels=3 metrics=none", DataError, "have 1 channel.*data.channels=3"),

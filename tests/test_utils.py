@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from genlab.utils import resolvers
+from genlab.utils.overrides_check import sweep_jobs_to_check
 from genlab.utils.paths import config_dir
 
 
@@ -48,3 +49,15 @@ def test_run_id_is_fixed_in_a_process_and_differs_between_processes() -> None:
 @pytest.mark.parametrize("name", ["train.yaml", "sample.yaml", "eval.yaml"])
 def test_entry_point_configs_are_found(name: str) -> None:
     assert (config_dir() / name).is_file()
+
+
+def test_sweep_jobs_to_check_try_every_swept_value_once() -> None:
+    jobs = sweep_jobs_to_check(
+        ["model=gan,vae", "seed=range(1,4)", "model.optimizer.lr=interval(1e-4,1e-3)", "x=1"]
+    )
+    assert jobs == [
+        ["model=gan", "seed=1", "x=1"],
+        ["model=vae", "seed=1", "x=1"],
+        ["model=gan", "seed=2", "x=1"],
+        ["model=gan", "seed=3", "x=1"],
+    ]

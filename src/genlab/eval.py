@@ -28,6 +28,7 @@ from genlab.metrics.suite import MetricSuite
 from genlab.models import VAEModule
 from genlab.utils.errors import user_errors_reported
 from genlab.utils.instantiate import build
+from genlab.utils.overrides_check import checked_entry_point
 from genlab.utils.paths import config_dir
 from genlab.utils.resolvers import register_resolvers
 
@@ -130,5 +131,7 @@ def main(cfg: DictConfig) -> None:
         evaluate(cfg)
 
 
+cli = checked_entry_point(main, config_name="eval")
+
 if __name__ == "__main__":
-    main()
+    cli()

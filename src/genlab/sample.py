@@ -16,6 +16,7 @@ from torchvision.utils import make_grid, save_image
 
 from genlab.checkpoints import load_model
 from genlab.utils.errors import ConfigError, user_errors_reported
+from genlab.utils.overrides_check import checked_entry_point
 from genlab.utils.paths import config_dir
 from genlab.utils.resolvers import register_resolvers
 
@@ -66,5 +67,7 @@ def main(cfg: DictConfig) -> None:
         sample(cfg)
 
 
+cli = checked_entry_point(main, config_name="sample")
+
 if __name__ == "__main__":
-    main()
+    cli()

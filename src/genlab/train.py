@@ -19,9 +19,14 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from genlab.callbacks import StoreRunConfig
 from genlab.checkpoints import AtomicCheckpointIO, read_checkpoint, resume_path
-from genlab.utils.config_checks import check_top_level_keys, check_trainer_steps
+from genlab.utils.config_checks import (
+    check_numeric_types,
+    check_top_level_keys,
+    check_trainer_steps,
+)
 from genlab.utils.errors import user_errors_reported
 from genlab.utils.instantiate import build, build_all
+from genlab.utils.overrides_check import checked_entry_point
 from genlab.utils.paths import config_dir
 from genlab.utils.resolvers import register_resolvers
 from genlab.utils.run_logging import continue_wandb_run, finish_wandb, log_hyperparameters
@@ -43,6 +48,7 @@ def resolve_optimized_metric(
 def train(cfg: DictConfig) -> float | None:
     """Fit the configured model; return the best value of `optimized_metric` (for sweepers)."""
     check_top_level_keys(cfg)
+    check_numeric_types(cfg)
     check_trainer_steps(cfg)
     ckpt_path = None
     if cfg.ckpt_path:
@@ -108,5 +114,7 @@ def main(cfg: DictConfig) -> float | None:
         return train(cfg)
 
 
+cli = checked_entry_point(main, config_name="train")
+
 if __name__ == "__main__":
-    main()
+    cli()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from genlab.utils.errors import ConfigError
 
@@ -14,6 +14,38 @@ TOP_LEVEL_KEYS = frozenset(
         "data", "model", "trainer", "logger", "callbacks", "metrics", "paths",
     }
 )  # fmt: skip
+
+
+# The numeric keys that runs override most, and the types they must have. A string
+# such as `trainer.max_epochs=ten` would otherwise fail deep inside Lightning or torch.
+NUMERIC_KEYS: dict[str, type] = {
+    "seed": int,
+    "trainer.max_epochs": int,
+    "trainer.max_steps": int,
+    "data.batch_size": int,
+    "data.num_workers": int,
+    "data.channels": int,
+    "data.image_size": int,
+    "data.val_fraction": float,
+    "model.latent_dim": int,
+    "model.optimizer.lr": float,
+    "model.lr_g": float,
+    "model.lr_d": float,
+    "metrics.n_samples": int,
+    "metrics.every_n_epochs": int,
+}
+
+
+def check_numeric_types(cfg: DictConfig) -> None:
+    """Reject a value of the wrong type for the keys of NUMERIC_KEYS (null is allowed)."""
+    for key, expected in NUMERIC_KEYS.items():
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is None:
+            continue
+        allowed = (int, float) if expected is float else (int,)
+        if isinstance(value, bool) or not isinstance(value, allowed):
+            kind = "a number" if expected is float else "an integer"
+            raise ConfigError(f"{key} must be {kind}, got {value!r}")
 
 
 def check_top_level_keys(cfg: DictConfig) -> None:

@@ -1,0 +1,105 @@
+"""Check the command line's overrides before Hydra runs, so a typo costs one clear line.
+
+Hydra reports an unknown key or group option as a multi-line message with its
+search path; this composes the config of the command line's first job first and
+turns such a failure into one line that lists the valid keys or options.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ValueType
+from hydra.errors import ConfigCompositionException, HydraException, MissingConfigException
+from omegaconf import DictConfig, OmegaConf
+
+from genlab.utils.errors import ConfigError, user_errors_reported
+from genlab.utils.paths import config_dir
+from genlab.utils.resolvers import register_resolvers
+
+MULTIRUN_FLAGS = ("-m", "--multirun")
+
+
+def sweep_jobs_to_check(args: list[str]) -> list[list[str]]:
+    """Override lists that together try every value of every swept key once: the sweep's
+    first job, and for each swept key each of its other values with the rest at their first.
+    Sweeps that only a sweeper can expand (`interval(...)`, `hydra.sweeper.params.*`) are
+    left out.
+    """
+    parsed = OverridesParser.create().parse_overrides(args)
+    values: list[list[str]] = []
+    for override in parsed:
+        if override.is_sweep_override():
+            key = override.input_line.split("=", 1)[0]
+            if override.value_type == ValueType.INTERVAL_SWEEP or key.startswith("hydra."):
+                continue
+            values.append([f"{key}={value}" for value in override.sweep_string_iterator()])
+        else:
+            values.append([override.input_line])
+    first = [choices[0] for choices in values]
+    jobs = [first]
+    for position, choices in enumerate(values):
+        jobs += [[*first[:position], choice, *first[position + 1 :]] for choice in choices[1:]]
+    return jobs
+
+
+def compose_config(config_name: str, overrides: list[str]) -> DictConfig:
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(version_base="1.3", config_dir=str(config_dir())):
+            return compose(config_name=config_name, overrides=overrides)
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def describe(error: HydraException, config_name: str, overrides: list[str]) -> str:
+    """One line for a composition error, with the valid choices where Hydra knows them."""
+    if isinstance(error, MissingConfigException) and error.options:
+        group, _, option = (error.missing_cfg_file or "").rpartition("/")
+        if group:
+            return (
+                f"{group}={option} is not an option of the config group `{group}`; "
+                f"choose one of {', '.join(sorted(error.options))}"
+            )
+    full_key = getattr(error.__cause__, "full_key", None)
+    if isinstance(error, ConfigCompositionException) and full_key:
+        parent = full_key.rpartition(".")[0]
+        others = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != full_key]
+        node = OmegaConf.select(compose_config(config_name, others), parent) if parent else None
+        valid = (
+            f"; keys of {parent}: {', '.join(sorted(node))}" if isinstance(node, DictConfig) else ""
+        )
+        return f"{full_key} is not a config key{valid} (to add a key, prefix it with +)"
+    return " ".join(str(error).split())
+
+
+def check_overrides(config_name: str, args: list[str]) -> None:
+    """Raise ConfigError when the overrides in `args` do not compose with `config_name`.
+
+    Command lines with Hydra flags other than --multirun (--cfg, --config-name, ...)
+    are left to Hydra.
+    """
+    if any(arg.startswith("-") and arg not in MULTIRUN_FLAGS for arg in args):
+        return
+    overrides = [arg for arg in args if arg not in MULTIRUN_FLAGS]
+    for job in sweep_jobs_to_check(overrides):
+        try:
+            compose_config(config_name, job)
+        except HydraException as err:
+            raise ConfigError(describe(err, config_name, job)) from None
+
+
+def checked_entry_point(hydra_main: Callable[[], object], config_name: str) -> Callable[[], None]:
+    """A console entry point: check `sys.argv`'s overrides, then run the Hydra main."""
+
+    def entry_point() -> None:
+        register_resolvers()
+        with user_errors_reported():
+            check_overrides(config_name, sys.argv[1:])
+        hydra_main()
+
+    return entry_point
