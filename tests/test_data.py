@@ -9,7 +9,10 @@ import pytest
 import torch
 import torchvision
 from hydra.utils import instantiate
+from lightning_fabric.utilities.data import _replace_dunder_methods
 from omegaconf import OmegaConf
+from pytorch_lightning.utilities.data import _update_dataloader
+from torch.utils.data import DataLoader, DistributedSampler
 from torchvision.transforms.v2.functional import to_pil_image
 
 from genlab.data import (
@@ -23,6 +26,7 @@ from genlab.data import (
     MNISTDataModule,
     MNISTEmbeddedDataModule,
 )
+from genlab.data.memory import ResumableLoader, tensor_loader
 from genlab.utils.paths import config_dir
 from tests.helpers.fake_datasets import (
     write_cifar10,
@@ -334,3 +338,33 @@ def test_every_data_config_builds_its_datamodule(tmp_path: Path, option: str, cl
     assert dm.image_shape == (cfg.data.channels, cfg.data.image_size, cfg.data.image_size)
     if hasattr(dm, "download"):
         assert dm.download is False
+
+
+def test_the_training_order_depends_only_on_seed_and_epoch_and_a_pass_can_resume() -> None:
+    images = torch.arange(40, dtype=torch.float32).view(40, 1, 1, 1)
+    split = (images, torch.zeros(40, dtype=torch.long))
+    done = 0
+
+    def order(loader: DataLoader, epoch: int) -> list[int]:
+        loader.sampler.set_epoch(epoch)
+        return [int(i) for batch, _ in loader for i in batch.flatten()]
+
+    torch.manual_seed(7)
+    loader = tensor_loader(split, 4, train=True, num_workers=0, pin_memory=False,
+                           batches_done=lambda: done)  # fmt: skip
+    epoch_0, epoch_1 = order(loader, 0), order(loader, 1)
+    assert sorted(epoch_0) == list(range(40)) and epoch_0 != epoch_1
+    torch.rand(100)  # the global RNG moves on; the order does not
+    assert order(loader, 1) == epoch_1
+    done = 3  # a run resumed after 3 batches of epoch 1
+    assert order(loader, 1) == epoch_1[12:]
+
+
+def test_lightning_keeps_the_resume_position_when_it_adds_a_distributed_sampler() -> None:
+    split = (torch.randn(40, 1, 2, 2), torch.zeros(40, dtype=torch.long))
+    with _replace_dunder_methods(DataLoader, "dataset"):  # as Lightning calls train_dataloader
+        loader = tensor_loader(split, 4, True, 0, False, batches_done=lambda: 3)
+    sampler = DistributedSampler(loader.dataset, num_replicas=2, rank=0, shuffle=True)
+    rebuilt = _update_dataloader(loader, sampler)
+    assert isinstance(rebuilt, ResumableLoader) and rebuilt.sampler is sampler
+    assert len(rebuilt) == 5 and len(list(rebuilt)) == 2  # 3 of this rank's 5 batches skipped

@@ -17,7 +17,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from genlab.data.errors import DataConfigError, DataError
-from genlab.data.memory import ResumableLoader, Split, hold_out, tensor_loader, to_signed_unit
+from genlab.data.memory import Split, hold_out, tensor_loader, to_signed_unit
 
 SPLITS = ("train", "val", "test")
 DEVICE_SPLIT_BYTES = 2 * 2**30  # larger splits stay in host memory (MNIST's 60,000: 188 MB)
@@ -163,17 +163,18 @@ class ImageDataModule(pl.LightningDataModule):
     def _loader(self, split: str) -> DataLoader:
         train = split == "train"
         data, device = self._split(split), self.serving_device()
+        workers, pin_memory = self.num_workers, self.pin_memory
         if device is not None and sum(t.nbytes for t in data) <= DEVICE_SPLIT_BYTES:
             if split not in self._on_device:
                 self._on_device[split] = (data[0].to(device), data[1].to(device))
-            return tensor_loader(self._on_device[split], self.batch_size, train, 0, False)
-        return tensor_loader(data, self.batch_size, train, self.num_workers, self.pin_memory)
+            data, workers, pin_memory = self._on_device[split], 0, False
+        return tensor_loader(
+            data, self.batch_size, train, workers, pin_memory,
+            batches_done=lambda: batches_done_in_epoch(self.trainer),
+        )  # fmt: skip
 
     def train_dataloader(self) -> DataLoader:
-        loader = self._loader("train")
-        if isinstance(loader, ResumableLoader):
-            loader.resume_at(batches_done_in_epoch(self.trainer))
-        return loader
+        return self._loader("train")
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val")
@@ -185,8 +186,9 @@ class ImageDataModule(pl.LightningDataModule):
 def batches_done_in_epoch(trainer: pl.Trainer | None) -> int:
     """Training batches of the current epoch that a run resumed mid-epoch has already done.
 
-    Lightning restores its loop progress before it asks for the dataloader; a checkpoint
-    written after the epoch's last batch (ModelCheckpoint's) starts a new pass.
+    Asked when a pass over the training data starts: while Lightning restarts from a
+    checkpoint, its restored loop progress counts them; a checkpoint written after the
+    epoch's last batch (ModelCheckpoint's) starts a new pass.
     """
     if trainer is None or not trainer.fit_loop.restarting:
         return 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, RandomSampler, TensorDataset
@@ -69,26 +71,23 @@ class EpochShuffleSampler(RandomSampler):
 class ResumableLoader(DataLoader):
     """A training DataLoader that can start a pass part-way through an epoch.
 
-    A run resumed from a mid-epoch checkpoint calls `resume_at(k)`: the next pass
-    replays the epoch's order (see EpochShuffleSampler) and skips its first `k`
-    batches, so the resumed run sees exactly the batches the interrupted one had
-    left. Its own `generator` keeps `iter()` from drawing on the global RNG (the
-    DataLoader draws a worker seed on every pass), which a resumed run restores.
-    `state_dict`/`load_state_dict` carry the shuffle seed through checkpoints.
+    Each pass first asks `batches_done()` how many of the epoch's batches a resumed run
+    has already trained on (0 except on the first pass after a mid-epoch checkpoint),
+    replays the epoch's order (see EpochShuffleSampler) and skips that many, so the
+    resumed run sees exactly the batches the interrupted one had left. It is an
+    argument, not a setting, because under DDP Lightning rebuilds the loader from its
+    arguments with a DistributedSampler. Its own `generator` keeps `iter()` from drawing
+    on the global RNG (the DataLoader draws a worker seed on every pass), which a
+    resumed run restores. `state_dict`/`load_state_dict` carry the shuffle seed.
     """
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args, batches_done: Callable[[], int] = lambda: 0, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._skip = 0
-
-    def resume_at(self, batches_done: int) -> None:
-        """Skip the first `batches_done` batches of the next pass only."""
-        self._skip = batches_done
+        self.batches_done = batches_done
 
     def __iter__(self):
         batches = super().__iter__()
-        skip, self._skip = self._skip, 0
-        for _ in range(skip):  # in-memory batches: a skipped batch costs one gather
+        for _ in range(self.batches_done()):  # in-memory batches: a skipped one is one gather
             next(batches)
         yield from batches
 
@@ -102,12 +101,18 @@ class ResumableLoader(DataLoader):
 
 
 def tensor_loader(
-    split: Split, batch_size: int, train: bool, num_workers: int, pin_memory: bool
+    split: Split,
+    batch_size: int,
+    train: bool,
+    num_workers: int,
+    pin_memory: bool,
+    batches_done: Callable[[], int] = lambda: 0,
 ) -> DataLoader:
     """Batches straight from the tensors: training shuffles and drops the ragged last batch.
 
     The tensors may live on the GPU (then `num_workers` must be 0 and `pin_memory` off).
-    Training batches come from a ResumableLoader whose order is seeded by the run's seed.
+    Training batches come from a ResumableLoader whose order is seeded by the run's seed
+    and which skips `batches_done()` batches at the start of a pass.
     """
     dataset = BatchTensorDataset(*split)
     options = dict(
@@ -121,4 +126,6 @@ def tensor_loader(
     if not train:
         return DataLoader(dataset, **options)
     sampler = EpochShuffleSampler(dataset, seed=torch.initial_seed())
-    return ResumableLoader(dataset, sampler=sampler, drop_last=True, **options)
+    return ResumableLoader(
+        dataset, sampler=sampler, drop_last=True, batches_done=batches_done, **options
+    )
