@@ -52,8 +52,9 @@ class OutputDirCheck(Callback):
             raise SystemExit(2)
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        HydraConfig.instance().set_config(config)  # the run dir reads ${hydra:runtime.cwd}
         self._check(config.hydra.run.dir)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        HydraConfig.instance().set_config(config)  # the sweep dir reads ${hydra:runtime.cwd}
+        HydraConfig.instance().set_config(config)
         self._check(config.hydra.sweep.dir)

@@ -78,7 +78,8 @@ def describe(error: HydraException, config_name: str, overrides: list[str]) -> s
 
 
 def check_overrides(config_name: str, args: list[str]) -> None:
-    """Raise ConfigError when the overrides in `args` do not compose with `config_name`.
+    """Raise ConfigError when the overrides in `args` do not compose with `config_name`,
+    or leave a required (`???`) top-level key unset.
 
     Command lines with Hydra flags other than --multirun (--cfg, --config-name, ...)
     are left to Hydra.
@@ -88,9 +89,15 @@ def check_overrides(config_name: str, args: list[str]) -> None:
     overrides = [arg for arg in args if arg not in MULTIRUN_FLAGS]
     for job in sweep_jobs_to_check(overrides):
         try:
-            compose_config(config_name, job)
+            cfg = compose_config(config_name, job)
         except HydraException as err:
             raise ConfigError(describe(err, config_name, job)) from None
+        required = [key for key in cfg if OmegaConf.is_missing(cfg, key)]
+        if required:
+            raise ConfigError(
+                f"{', '.join(required)} must be given, e.g. "
+                f"{' '.join(f'{key}=...' for key in required)} on the command line"
+            )
 
 
 def checked_entry_point(hydra_main: Callable[[], object], config_name: str) -> Callable[[], None]:
