@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 from genlab.utils import resolvers
 from genlab.utils.overrides_check import sweep_jobs_to_check
 from genlab.utils.paths import config_dir
+from genlab.utils.run_result import read_result, result_recorded
 
 
 def test_wandb_is_offline_without_credentials(tmp_path: Path, monkeypatch) -> None:
@@ -61,3 +64,27 @@ def test_sweep_jobs_to_check_try_every_swept_value_once() -> None:
         ["model=gan", "seed=2", "x=1"],
         ["model=gan", "seed=3", "x=1"],
     ]
+
+
+@pytest.mark.parametrize(
+    ("raised", "status", "error"),
+    [
+        (None, "completed", ""),
+        (ValueError("bad\nsecond line"), "failed", "ValueError: bad"),
+        (SystemExit(143), "interrupted", ""),
+        (SystemExit(2), "failed", "exit code 2"),
+    ],
+)
+def test_every_run_records_how_it_ended(
+    tmp_path: Path, raised: BaseException | None, status: str, error: str
+) -> None:
+    cfg = OmegaConf.create({"paths": {"output_dir": str(tmp_path)}, "optimized_metric": "auto"})
+    with contextlib.suppress(BaseException), result_recorded(cfg) as result:
+        cfg.optimized_metric = "val/loss"  # training resolves `auto`
+        result.value = 1.5
+        if raised is not None:
+            raise raised
+    recorded = read_result(tmp_path)
+    assert recorded["status"] == status and recorded["error"] == error
+    assert recorded["metric"] == "val/loss" and recorded["value"] == 1.5
+    assert recorded["wall_seconds"] >= 0

@@ -30,10 +30,9 @@ from genlab.utils.overrides_check import checked_entry_point
 from genlab.utils.paths import config_dir
 from genlab.utils.resolvers import register_resolvers
 from genlab.utils.run_logging import continue_wandb_run, finish_wandb, log_hyperparameters
+from genlab.utils.run_result import INTERRUPTED_EXIT_CODE, result_recorded
 
 log = logging.getLogger(__name__)
-
-SIGTERM_EXIT_CODE = 143  # 128 + SIGTERM, what a shell reports for a process it terminated
 
 
 def resolve_optimized_metric(
@@ -87,7 +86,7 @@ def train(cfg: DictConfig) -> float | None:
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
         exit_code = 0
     except SIGTERMException:  # InterruptCheckpoint has saved the state and said where
-        raise SystemExit(SIGTERM_EXIT_CODE) from None
+        raise SystemExit(INTERRUPTED_EXIT_CODE) from None
     finally:
         finish_wandb(exit_code)
     return best_value(trainer, cfg.optimized_metric)
@@ -110,8 +109,10 @@ register_resolvers()
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Console entry point `genlab-train`."""
-    with user_errors_reported(multirun=HydraConfig.get().mode == RunMode.MULTIRUN):
-        return train(cfg)
+    multirun = HydraConfig.get().mode == RunMode.MULTIRUN
+    with user_errors_reported(multirun=multirun), result_recorded(cfg) as result:
+        result.value = train(cfg)
+    return result.value
 
 
 cli = checked_entry_point(main, config_name="train")

@@ -1,7 +1,8 @@
 """A Hydra callback that keeps a sweep's scoreboard: each job's status, value and error.
 
-Every job, in whichever process or machine the launcher ran it, writes
-`result.yaml` into its own directory when it ends and then rebuilds
+Every job, in whichever process or machine the launcher ran it, completes the
+`result.yaml` that the run wrote (genlab.utils.run_result) with its job number,
+overrides and directory when it ends, and then rebuilds
 `<sweep dir>/summary.csv` (every job) and `<sweep dir>/best.yaml` (the job with the
 lowest value, and what it changed) from all results so far, under a file lock. A
 failed job therefore never hides the results of the others, and the summary names
@@ -29,24 +30,29 @@ from rich.console import Console
 from rich.table import Table
 
 from genlab.utils.files import write_atomically
+from genlab.utils.run_result import RESULT_FILE, read_result, write_result
 
 log = logging.getLogger("genlab")
 
-RESULT_FILE = "result.yaml"
 SUMMARY_FILE = "summary.csv"
 BEST_FILE = "best.yaml"
-COLUMNS = ["job", "status", "value", "overrides", "error", "dir"]
+COLUMNS = ["job", "status", "value", "metric", "wall_seconds", "overrides", "error", "dir"]
 
 
 def job_result(job_return: JobReturn, job_num: int, job_dir: Path, sweep_dir: Path) -> dict:
-    """One row of the summary; `value` is what the job returned (its best optimized_metric)."""
+    """One row of the summary: what the job recorded (genlab.utils.run_result), with its
+    number, overrides and directory; `value` is its best optimized_metric."""
+    recorded = read_result(job_dir) or {}
     failed = job_return.status != JobStatus.COMPLETED
     outcome = job_return._return_value  # the `return_value` property re-raises a job's error
     error = f"{type(outcome).__name__}: {outcome}".splitlines()[0] if failed else ""
+    status = recorded.get("status", "failed") if failed else "completed"
     return {
         "job": job_num,
-        "status": "failed" if failed else "completed",
+        "status": status,
         "value": None if failed or outcome is None else float(outcome),
+        "metric": recorded.get("metric"),
+        "wall_seconds": recorded.get("wall_seconds"),
         "overrides": " ".join(job_return.overrides or []),
         "error": error,
         "dir": os.path.relpath(job_dir, sweep_dir),
@@ -54,9 +60,9 @@ def job_result(job_return: JobReturn, job_num: int, job_dir: Path, sweep_dir: Pa
 
 
 def read_results(sweep_dir: Path) -> list[dict[str, Any]]:
-    """Every job's result written so far, in job order."""
+    """Every job's result completed so far (a job still ending has no `job` yet), in order."""
     rows = [yaml.safe_load(path.read_text()) for path in sweep_dir.glob(f"**/{RESULT_FILE}")]
-    return sorted(rows, key=lambda row: row["job"])
+    return sorted((row for row in rows if "job" in row), key=lambda row: row["job"])
 
 
 def varying_overrides(rows: list[dict[str, Any]]) -> list[str]:
@@ -98,12 +104,15 @@ def write_summary(sweep_dir: Path) -> list[dict[str, Any]]:
 def summary_table(rows: list[dict[str, Any]]) -> Table:
     """The summary as a rich table (overrides that vary only), failed jobs in red."""
     table = Table(title="sweep summary (value: best optimized_metric, lower is better)")
-    for column in COLUMNS[:-1]:
+    for column in ("job", "status", "value", "wall (s)", "overrides", "error"):
         table.add_column(column, overflow="fold")
     for row, overrides in zip(rows, varying_overrides(rows), strict=True):
         value = "" if row["value"] is None else f"{row['value']:.4g}"
+        wall = "" if row.get("wall_seconds") is None else f"{row['wall_seconds']:.0f}"
         style = "red" if row["status"] == "failed" else None
-        table.add_row(str(row["job"]), row["status"], value, overrides, row["error"], style=style)
+        table.add_row(
+            str(row["job"]), row["status"], value, wall, overrides, row["error"], style=style
+        )
     return table
 
 
@@ -117,7 +126,7 @@ class SweepSummary(Callback):
         sweep_dir = Path(hydra_cfg.sweep.dir)
         job_dir = Path(hydra_cfg.runtime.output_dir)
         result = job_result(job_return, hydra_cfg.job.num, job_dir, sweep_dir)
-        write_text_atomically(job_dir / RESULT_FILE, yaml.safe_dump(result, sort_keys=False))
+        write_result(job_dir, result)
         if result["status"] == "failed":
             log.error("sweep job %d (%s) failed: %s", result["job"], result["overrides"],
                       result["error"])  # fmt: skip
