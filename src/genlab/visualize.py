@@ -1,0 +1,77 @@
+"""Pictures of a trained model that dashboards, reports and the notebook share.
+
+Each function returns one image grid, a float (C, H, W) tensor in [0, 1], ready for
+`torchvision.utils.save_image`, a logger, or matplotlib (after `.permute(1, 2, 0)`).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torchvision.utils import make_grid
+
+from genlab.models.base import GenerativeModule
+
+
+def to_grid(images: Tensor, nrow: int) -> Tensor:
+    """Images in [-1, 1] -> one grid in [0, 1] with a 2-pixel border."""
+    return make_grid(images.float().cpu(), nrow=nrow, normalize=True, value_range=(-1, 1))
+
+
+def slerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:
+    """Spherical interpolation between rows of `a` and `b` at fractions `t` (White 2016).
+
+    Gaussian latents concentrate near a sphere; a straight line between two of them
+    passes through its low-norm interior, which the generator rarely saw in training.
+    Returns (len(t), *a.shape) with a at t=0 and b at t=1.
+    """
+    a_unit, b_unit = a / a.norm(dim=-1, keepdim=True), b / b.norm(dim=-1, keepdim=True)
+    omega = torch.acos((a_unit * b_unit).sum(-1).clamp(-1 + 1e-7, 1 - 1e-7))  # angle per row
+    t = t.view(-1, *[1] * a.dim())
+    sin_omega = torch.sin(omega).unsqueeze(-1)
+    return (
+        torch.sin((1 - t) * omega.unsqueeze(-1)) * a + torch.sin(t * omega.unsqueeze(-1)) * b
+    ) / sin_omega
+
+
+@torch.no_grad()
+def latent_interpolation(
+    model: GenerativeModule, rows: int = 8, steps: int = 10, seed: int = 0
+) -> Tensor:
+    """A grid whose every row walks (slerp) from one prior latent to another in `steps` images.
+
+    The latents come from a CPU generator seeded with `seed`: the same strips every epoch.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    ends = model.sample_latent(2 * rows, generator).cpu()
+    path = slerp(ends[:rows], ends[rows:], torch.linspace(0, 1, steps))  # (steps, rows, d)
+    z = path.transpose(0, 1).reshape(rows * steps, -1).to(model.device)
+    was_training = model.training
+    model.eval()
+    try:
+        images = model.decode(z)
+    finally:
+        model.train(was_training)
+    return to_grid(images.clamp(-1, 1), nrow=steps)
+
+
+@torch.no_grad()
+def reconstructions(model: GenerativeModule, images: Tensor, nrow: int = 8) -> Tensor:
+    """Rows of originals, each followed by a row of their reconstructions decode(mean of q(z|x)).
+
+    Needs a model with an `encoder` that returns (mu, logvar), i.e. a VAE.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        mu, _ = model.encoder(images.to(model.device))
+        recon = model.decode(mu).clamp(-1, 1).cpu()
+    finally:
+        model.train(was_training)
+    originals = images.cpu()
+    pairs = [
+        part
+        for start in range(0, len(originals), nrow)
+        for part in (originals[start : start + nrow], recon[start : start + nrow])
+    ]
+    return to_grid(torch.cat(pairs), nrow=nrow)
