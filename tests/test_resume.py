@@ -22,6 +22,7 @@ from omegaconf import DictConfig
 
 from genlab.callbacks import InterruptCheckpoint
 from genlab.train import train
+from genlab.utils.run_result import read_result
 from tests.conftest import TINY_RUN
 from tests.test_cli import BIN
 
@@ -79,17 +80,22 @@ def wandb_run_ids(tmp_path: Path, name: str) -> list[str]:
     return [run.name.rsplit("-", 1)[1] for run in runs]
 
 
+SCHEDULER = (
+    "model.scheduler={_target_:torch.optim.lr_scheduler.ExponentialLR,_partial_:true,gamma:0.9}"
+)
+
+
 @pytest.mark.parametrize("model", ["gan", "vae"])
 def test_a_run_killed_twice_and_resumed_ends_with_identical_weights(
     model: str, tmp_path: Path
 ) -> None:
-    finish(start(tmp_path, "reference", f"model={model}"))
+    finish(start(tmp_path, "reference", f"model={model}", SCHEDULER))
     reference = last_checkpoint(tmp_path, "reference")
     cache_files = {path: path.stat().st_mtime for path in (tmp_path / "cache").rglob("*.pt")}
     assert cache_files  # the FID statistics of the real images, computed once
 
     # 1. SIGTERM part-way through the second epoch: the state at that batch is saved.
-    first = start(tmp_path, "first", f"model={model}")
+    first = start(tmp_path, "first", f"model={model}", SCHEDULER)
     epoch_end = wait_for_checkpoint_after(tmp_path, "first", -1, first)
     time.sleep(1.0)  # into the next epoch
     first.send_signal(signal.SIGTERM)
@@ -97,6 +103,7 @@ def test_a_run_killed_twice_and_resumed_ends_with_identical_weights(
     assert first.returncode == 143, output
     assert "resume with ckpt_path=" in " ".join(output.split())  # rich wraps long lines
     interrupted = last_checkpoint(tmp_path, "first")
+    assert read_result(tmp_path / "outputs" / "train" / "first")["status"] == "interrupted"
     assert interrupted["global_step"] > epoch_end  # saved at the signal, not at the epoch's end
     assert interrupted["loops"]["fit_loop"]["epoch_loop.batch_progress"]["current"][
         "completed"
@@ -104,7 +111,7 @@ def test_a_run_killed_twice_and_resumed_ends_with_identical_weights(
 
     # 2. Resume from the run directory, then SIGKILL it: nothing is saved at the kill.
     second = start(
-        tmp_path, "second", f"model={model}", f"ckpt_path={tmp_path}/outputs/train/first"
+        tmp_path, "second", f"model={model}", SCHEDULER, f"ckpt_path={tmp_path}/outputs/train/first"
     )
     wait_for_checkpoint_after(tmp_path, "second", interrupted["global_step"], second)
     time.sleep(1.0)
@@ -112,8 +119,10 @@ def test_a_run_killed_twice_and_resumed_ends_with_identical_weights(
     second.wait(timeout=60)
 
     # 3. `ckpt_path=last`: the newest last.ckpt of this task, the second run's.
-    finish(start(tmp_path, "third", f"model={model}", "ckpt_path=last"))
+    finish(start(tmp_path, "third", f"model={model}", SCHEDULER, "ckpt_path=last"))
     resumed = last_checkpoint(tmp_path, "third")
+    assert read_result(tmp_path / "outputs" / "train" / "second") is None  # SIGKILL: nothing
+    assert read_result(tmp_path / "outputs" / "train" / "third")["status"] == "completed"
 
     assert resumed["global_step"] == reference["global_step"]
     assert resumed["state_dict"].keys() == reference["state_dict"].keys()
@@ -124,6 +133,7 @@ def test_a_run_killed_twice_and_resumed_ends_with_identical_weights(
     ):
         for slot, state in theirs["state"].items():
             assert all(torch.equal(ours["state"][slot][k], v) for k, v in state.items())
+    assert resumed["lr_schedulers"] == reference["lr_schedulers"]
     # one W&B run, continued by every resumption; real-image statistics never recomputed
     assert wandb_run_ids(tmp_path, "first") == wandb_run_ids(tmp_path, "second")
     assert wandb_run_ids(tmp_path, "first") == wandb_run_ids(tmp_path, "third")
