@@ -93,12 +93,18 @@ def plot_losses(jobs: list[Job], path: Path, title: str) -> bool:
         ax.set(
             title=key, xlabel="training step (batches)", ylabel="loss (nats)" if nats else "loss"
         )
+    save_curves(fig, axes, labels, title, path)
+    return True
+
+
+def save_curves(fig: Figure, axes: list[Axes], labels: list[str], title: str, path: Path) -> None:
+    """Integer steps or epochs on x, a light grid, the title and one shared legend; save."""
+    for ax in axes:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     fig.suptitle(title)
     add_legend(fig, axes, labels)
     fig.savefig(path, dpi=DPI)
-    return True
 
 
 def plot_fid(jobs: list[Job], path: Path, title: str) -> bool:
@@ -116,11 +122,7 @@ def plot_fid(jobs: list[Job], path: Path, title: str) -> bool:
         ax.set(
             title=f"{key} (lower is better)", xlabel="epoch", ylabel=f"FID ({fid_features(key)})"
         )
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(alpha=0.3)
-    fig.suptitle(title)
-    add_legend(fig, axes, labels)
-    fig.savefig(path, dpi=DPI)
+    save_curves(fig, axes, labels, title, path)
     return True
 
 
