@@ -92,8 +92,9 @@ class NanGuard(pl.Callback):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
         batch_idx: int,
     ) -> None:  # fmt: skip
-        logs_now = getattr(pl_module, "logs_this_step", lambda: True)()
-        if self.action == "skip" and logs_now:
+        if self.action != "skip":
+            return
+        if getattr(pl_module, "logs_this_step", lambda: True)():
             pl_module.log("train/skipped_steps", float(self.skipped_steps), batch_size=1)
 
     def state_dict(self) -> dict[str, int]:

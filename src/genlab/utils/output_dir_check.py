@@ -8,7 +8,6 @@ long epoch). Hydra calls this before it creates the run or sweep directory.
 from __future__ import annotations
 
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,8 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
+
+from genlab.utils.errors import GenlabError, user_errors_reported
 
 
 def output_dir_problem(directory: Path, min_free_mb: float) -> str | None:
@@ -45,11 +46,10 @@ class OutputDirCheck(Callback):
     def _check(self, directory: str) -> None:
         problem = output_dir_problem(Path(directory), self.min_free_mb)
         if problem is not None:
-            print(
-                f"error: {problem}; set paths.log_dir (or GENLAB_LOG_DIR) to another directory",
-                file=sys.stderr,
-            )
-            raise SystemExit(2)
+            with user_errors_reported():  # the same `error:` line and exit status as elsewhere
+                raise GenlabError(
+                    f"{problem}; set paths.log_dir (or GENLAB_LOG_DIR) to another directory"
+                )
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         HydraConfig.instance().set_config(config)  # the run dir reads ${hydra:runtime.cwd}
