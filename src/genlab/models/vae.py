@@ -122,11 +122,11 @@ class VAEModule(GenerativeModule):
                     "train/loss": (recon + kl).mean().detach(),
                     "train/recon": recon.mean().detach(),
                     "train/kl": kl.mean().detach(),
+                    "train/beta": weight,
                 },
                 prog_bar=True,
                 batch_size=x.shape[0],
             )
-            self.log("train/beta", weight, batch_size=x.shape[0])
         return (recon + weight * kl).mean()
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
