@@ -2,6 +2,8 @@
 
 genlab-sample ckpt_path=<run>/checkpoints/last.ckpt n=64            # one grid PNG
 genlab-sample ckpt_path=<run>/checkpoints/last.ckpt n=1000 out_dir=gen  # an ImageFolder
+genlab-sample ckpt_path=<conditional run>/checkpoints/last.ckpt labels=7      # only sevens
+genlab-sample ckpt_path=<conditional run>/checkpoints/last.ckpt labels=[0,1,2]  # cycled
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from pathlib import Path
 
 import hydra
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig
 from torchvision.utils import make_grid, save_image
 
 from genlab.checkpoints import load_model
@@ -41,6 +43,16 @@ def write_image_folder(images: torch.Tensor, out_dir: Path) -> Path:
     return folder
 
 
+def requested_labels(labels: int | ListConfig | None, n: int) -> torch.Tensor | None:
+    """The `labels` option as one label per image: an int repeats, a list is cycled to `n`."""
+    if labels is None:
+        return None
+    values = [labels] if isinstance(labels, int) else list(labels)
+    if not values or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        raise ConfigError(f"labels must be a class index or a list of them, got {labels}")
+    return torch.tensor(values, dtype=torch.long).repeat(n // len(values) + 1)[:n]
+
+
 def sample(cfg: DictConfig) -> Path:
     """Generate `cfg.n` images from `cfg.ckpt_path`; return the file or folder written."""
     if cfg.n < 1:
@@ -48,7 +60,11 @@ def sample(cfg: DictConfig) -> Path:
     model, _ = load_model(cfg.ckpt_path)
     device = torch.device(cfg.device)
     model.to(device)
-    images = model.generate(cfg.n, generator=torch.Generator().manual_seed(cfg.seed)).cpu()
+    images = model.generate(
+        cfg.n,
+        generator=torch.Generator().manual_seed(cfg.seed),
+        labels=requested_labels(cfg.labels, cfg.n),
+    ).cpu()
     if cfg.out_dir is None:
         written = write_grid(images, Path(cfg.paths.output_dir) / "samples.png", cfg.nrow)
     else:

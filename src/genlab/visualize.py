@@ -41,15 +41,19 @@ def latent_interpolation(
     """A grid whose every row walks (slerp) from one prior latent to another in `steps` images.
 
     The latents come from a CPU generator seeded with `seed`: the same strips every epoch.
+    A conditional model keeps one class per row (row i shows class i mod num_classes).
     """
     generator = torch.Generator().manual_seed(seed)
     ends = model.sample_latent(2 * rows, generator).cpu()
     path = slerp(ends[:rows], ends[rows:], torch.linspace(0, 1, steps))  # (steps, rows, d)
     z = path.transpose(0, 1).reshape(rows * steps, -1).to(model.device)
+    labels = None
+    if model.conditional:
+        labels = (torch.arange(rows) % model.num_classes).repeat_interleave(steps).to(model.device)
     was_training = model.training
     model.eval()
     try:
-        images = model.decode(z)
+        images = model.decode(z, labels)
     finally:
         model.train(was_training)
     return to_grid(images.clamp(-1, 1), nrow=steps)

@@ -39,11 +39,17 @@ class GenerativeModule(pl.LightningModule):
         scheduler: SchedulerFactory | None = None,
         compile: bool = False,
         channels_last: bool = False,
+        num_classes: int = 0,
     ) -> None:
         super().__init__()
         if latent_dim < 1:
             raise ConfigError(f"model.latent_dim must be a positive integer, got {latent_dim}")
+        if num_classes < 0 or num_classes == 1:
+            raise ConfigError(
+                f"model.num_classes must be 0 (unconditional) or >= 2, got {num_classes}"
+            )
         self.latent_dim = latent_dim
+        self.num_classes = num_classes
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.compile_networks = compile
@@ -51,7 +57,7 @@ class GenerativeModule(pl.LightningModule):
         self._resumed_rng_states: dict | None = None  # from a checkpoint, until training starts
 
     def setup(self, stage: str) -> None:
-        """Opt-in speed-ups for fitting; neither changes parameter names or checkpoints.
+        """Check a conditional model's classes against the data; opt-in speed-ups for fitting.
 
         `compile`: torch.compile each network in place (`nn.Module.compile`), so the
         state dict keeps its keys. `channels_last`: NHWC weights on CUDA, where convolutions
@@ -59,6 +65,9 @@ class GenerativeModule(pl.LightningModule):
         """
         if stage != "fit":
             return
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is not None:  # after its setup: an image folder knows its classes then
+            self.check_classes(getattr(datamodule, "num_classes", None))
         if self.channels_last and self.trainer.strategy.root_device.type == "cuda":
             self.to(memory_format=torch.channels_last)
         if self.compile_networks:
@@ -98,13 +107,33 @@ class GenerativeModule(pl.LightningModule):
             restore_rng_states(self._resumed_rng_states)
             self._resumed_rng_states = None
 
+    @property
+    def conditional(self) -> bool:
+        """Whether the model generates images of a chosen class (`num_classes` > 0)."""
+        return self.num_classes > 0
+
     @abstractmethod
-    def decode(self, z: Tensor) -> Tensor:
-        """Map latents to images in [-1, 1]."""
+    def decode(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        """Map latents (and, for a conditional model, class labels) to images in [-1, 1]."""
 
     @abstractmethod
     def check_fits(self, image_shape: tuple[int, int, int]) -> None:
         """Raise ConfigError unless the networks take and make images of `image_shape`."""
+
+    def check_classes(self, data_classes: int | None) -> None:
+        """Raise ConfigError unless a conditional model's classes are the data's labels."""
+        if not self.conditional:
+            return
+        if data_classes is None:
+            raise ConfigError(
+                f"model.num_classes={self.num_classes} needs labelled data, but this dataset "
+                "has no labels; use model.num_classes=0 or a labelled dataset"
+            )
+        if data_classes != self.num_classes:
+            raise ConfigError(
+                f"model.num_classes={self.num_classes} but the data has {data_classes} classes; "
+                f"set model.num_classes={data_classes}"
+            )
 
     def optimizer_steps_for(self, iterations: int) -> int:
         """Lightning's `global_step` after `iterations` training batches.
@@ -121,16 +150,54 @@ class GenerativeModule(pl.LightningModule):
             return torch.randn(n, self.latent_dim, device=self.device)
         return torch.randn(n, self.latent_dim, generator=generator).to(self.device)
 
+    def sample_labels(self, n: int, generator: torch.Generator | None = None) -> Tensor | None:
+        """Class labels drawn uniformly for a conditional model (None for an unconditional one)."""
+        if not self.conditional:
+            return None
+        if generator is None:
+            return torch.randint(self.num_classes, (n,), device=self.device)
+        return torch.randint(self.num_classes, (n,), generator=generator).to(self.device)
+
+    def check_labels(self, labels: Tensor | None, n: int) -> Tensor | None:
+        """`labels` on the model's device, or a ConfigError saying why they do not fit."""
+        if labels is None:
+            return None
+        if not self.conditional:
+            raise ConfigError(
+                "labels were given but the model is unconditional (model.num_classes=0); "
+                "train with a conditional experiment, e.g. experiment=cgan_mnist"
+            )
+        if labels.shape != (n,):
+            raise ConfigError(f"expected {n} labels (one per image), got shape {tuple(labels.shape)}")
+        if labels.min() < 0 or labels.max() >= self.num_classes:
+            raise ConfigError(
+                f"labels must lie in 0..{self.num_classes - 1}, got {labels.min()}..{labels.max()}"
+            )
+        return labels.to(self.device)
+
     @torch.no_grad()
     def generate(
-        self, n: int, generator: torch.Generator | None = None, batch_size: int = 500
+        self,
+        n: int,
+        generator: torch.Generator | None = None,
+        batch_size: int = 500,
+        labels: Tensor | None = None,
     ) -> Tensor:
-        """`n` images in [-1, 1] from the prior, made in eval mode in batches of `batch_size`."""
+        """`n` images in [-1, 1] from the prior, made in eval mode in batches of `batch_size`.
+
+        A conditional model makes images of the given `labels` (one per image), or of
+        labels drawn uniformly when none are given: what FID compares with the real data.
+        """
+        labels = self.check_labels(labels, n)
         was_training = self.training
         self.eval()
         try:
             z = self.sample_latent(n, generator)
-            images = [self.decode(chunk) for chunk in z.split(batch_size)]
+            if labels is None:
+                labels = self.sample_labels(n, generator)
+            chunks = z.split(batch_size)
+            label_chunks = labels.split(batch_size) if labels is not None else [None] * len(chunks)
+            images = [self.decode(zc, yc) for zc, yc in zip(chunks, label_chunks, strict=True)]
         finally:
             self.train(was_training)
         return torch.cat(images).clamp_(-1.0, 1.0)
@@ -182,17 +249,37 @@ def check_output_shape(
         )
 
 
-def dry_run(net_name: str, net: nn.Module, inputs: Tensor, what: str, hint: str) -> Tensor:
+def conditioned(net: nn.Module, inputs: Tensor, labels: Tensor | None) -> Tensor:
+    """`net(inputs)`, or `net(inputs, labels)` for a class-conditional network."""
+    return net(inputs) if labels is None else net(inputs, labels)
+
+
+def dry_run(
+    net_name: str,
+    net: nn.Module,
+    inputs: Tensor,
+    what: str,
+    hint: str,
+    num_classes: int = 0,
+) -> Tensor:
     """Run `net` on `inputs` in eval mode as a start-up check; a crash becomes a ConfigError.
 
     `what` describes the inputs ("images of shape (1, 28, 28)") and `hint` says
-    which config keys to change.
+    which config keys to change. With `num_classes` > 0 the net also gets labels.
     """
+    labels = torch.zeros(len(inputs), dtype=torch.long) if num_classes else None
     was_training = net.training
     net.eval()
     try:
         with torch.no_grad():
-            return net(inputs)
+            return conditioned(net, inputs, labels)
+    except TypeError as err:
+        if labels is None:
+            raise
+        raise ConfigError(
+            f"{net_name} does not take class labels ({err}); model.num_classes > 0 needs a "
+            "conditional network (set its num_classes too, as the conditional experiments do)"
+        ) from None
     except RuntimeError as err:
         first_line = str(err).splitlines()[0]
         raise ConfigError(f"{net_name} cannot take {what} ({first_line}); {hint}") from None
@@ -200,7 +287,9 @@ def dry_run(net_name: str, net: nn.Module, inputs: Tensor, what: str, hint: str)
         net.train(was_training)
 
 
-def dry_run_on_images(net_name: str, net: nn.Module, image_shape: tuple[int, int, int]) -> Tensor:
+def dry_run_on_images(
+    net_name: str, net: nn.Module, image_shape: tuple[int, int, int], num_classes: int = 0
+) -> Tensor:
     """`dry_run` on two blank images of the data's shape."""
     return dry_run(
         net_name,
@@ -208,10 +297,13 @@ def dry_run_on_images(net_name: str, net: nn.Module, image_shape: tuple[int, int
         torch.zeros(2, *image_shape),
         f"images of shape {tuple(image_shape)}",
         "make its channels/image_size match data.channels and data.image_size",
+        num_classes,
     )
 
 
-def dry_run_on_latents(net_name: str, net: nn.Module, latent_dim: int) -> Tensor:
+def dry_run_on_latents(
+    net_name: str, net: nn.Module, latent_dim: int, num_classes: int = 0
+) -> Tensor:
     """`dry_run` on two latent vectors."""
     return dry_run(
         net_name,
@@ -219,4 +311,5 @@ def dry_run_on_latents(net_name: str, net: nn.Module, latent_dim: int) -> Tensor
         torch.zeros(2, latent_dim),
         f"latents of size {latent_dim}",
         "check model.latent_dim",
+        num_classes,
     )

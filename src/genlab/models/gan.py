@@ -16,6 +16,7 @@ from genlab.models.base import (
     OptimizerFactory,
     SchedulerFactory,
     check_output_shape,
+    conditioned,
     dry_run_on_images,
     dry_run_on_latents,
 )
@@ -60,8 +61,8 @@ class GANModule(GenerativeModule):
         # n_critic cycle where it stopped. A Python int: no host sync per step.
         self.iteration = 0
 
-    def decode(self, z: Tensor) -> Tensor:
-        return self.generator(z)
+    def decode(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        return conditioned(self.generator, z, labels)
 
     def check_fits(self, image_shape: tuple[int, int, int]) -> None:
         net_latent = getattr(self.generator, "latent_dim", self.latent_dim)

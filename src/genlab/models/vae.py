@@ -18,6 +18,7 @@ from genlab.models.base import (
     OptimizerFactory,
     SchedulerFactory,
     check_output_shape,
+    conditioned,
     dry_run_on_images,
     dry_run_on_latents,
 )
@@ -71,9 +72,9 @@ class VAEModule(GenerativeModule):
         self.kl_warmup_steps = kl_warmup_steps
         self.gaussian_sigma = gaussian_sigma
 
-    def decode(self, z: Tensor) -> Tensor:
+    def decode(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
         """The mean image of p(x|z), mapped to [-1, 1]."""
-        out = self.decoder(z)
+        out = conditioned(self.decoder, z, labels)
         return torch.sigmoid(out) * 2.0 - 1.0 if self.likelihood == "bernoulli" else out
 
     def check_fits(self, image_shape: tuple[int, int, int]) -> None:
