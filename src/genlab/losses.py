@@ -11,6 +11,7 @@ import math
 from collections.abc import Callable
 from typing import NamedTuple
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -74,6 +75,28 @@ def gan_loss(name: str) -> GANLoss:
             f"model.loss={name!r} is not a GAN loss; choose one of {', '.join(GAN_LOSSES)}"
         )
     return GAN_LOSSES[name]
+
+
+def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor) -> Tensor:
+    """Gulrajani et al. 2017 (WGAN-GP): E[(||grad_x D(x_hat)||_2 - 1)^2],
+    x_hat = eps x + (1 - eps) G(z), eps ~ U[0, 1] per image.
+
+    The graph is kept (`create_graph`), so the penalty trains the critic.
+    """
+    eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device)
+    mixed = (eps * real.detach() + (1.0 - eps) * fake.detach()).requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(mixed).sum(), mixed, create_graph=True)
+    return (grad.flatten(1).norm(2, dim=1) - 1.0).pow(2).mean()
+
+
+def r1_penalty(critic: Callable[[Tensor], Tensor], real: Tensor) -> Tensor:
+    """Mescheder, Geiger & Nowozin 2018 (R1): E[||grad_x D(x)||_2^2] on real images.
+
+    Multiply by gamma / 2 for the paper's regulariser; the graph is kept.
+    """
+    real = real.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(real).sum(), real, create_graph=True)
+    return grad.flatten(1).pow(2).sum(dim=1).mean()
 
 
 def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:

@@ -15,6 +15,7 @@ import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import WeightAveraging
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from genlab.callbacks import StoreRunConfig
@@ -44,6 +45,17 @@ def resolve_optimized_metric(
     return metrics.monitor if metrics is not None else model.default_monitor
 
 
+def weight_averaging_last(callbacks: list[pl.Callback]) -> list[pl.Callback]:
+    """Put weight averaging (EMA) after every other callback.
+
+    It swaps the averaged weights in at validation start and back at validation end;
+    hooks run in list order, so the sample grids and FID, which run at validation end,
+    must come before it to see the averaged weights.
+    """
+    averaging = [c for c in callbacks if isinstance(c, WeightAveraging)]
+    return [c for c in callbacks if not isinstance(c, WeightAveraging)] + averaging
+
+
 def train(cfg: DictConfig) -> float | None:
     """Fit the configured model; return the best value of `optimized_metric` (for sweepers)."""
     check_top_level_keys(cfg)
@@ -69,6 +81,7 @@ def train(cfg: DictConfig) -> float | None:
     callbacks = [*build_all("callbacks", cfg.callbacks), StoreRunConfig(run_config)]
     if metrics is not None:
         callbacks.append(metrics)
+    callbacks = weight_averaging_last(callbacks)
     loggers = build_all("logger", cfg.logger)
     trainer: pl.Trainer = build(
         "trainer",

@@ -39,6 +39,8 @@ class ImageDataModule(pl.LightningDataModule):
         channels: image channels the run expects (1 grayscale, 3 RGB).
         image_size: height and width the run expects.
         pin_memory: page-locked batches, for faster copies to a GPU.
+        train_limit: keep only this many training images (a random subset fixed by
+            `split_seed`), to study the small-data regime; None keeps them all.
     """
 
     name: str = "images"
@@ -53,6 +55,7 @@ class ImageDataModule(pl.LightningDataModule):
         channels: int = 1,
         image_size: int = 28,
         pin_memory: bool = False,
+        train_limit: int | None = None,
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -61,6 +64,8 @@ class ImageDataModule(pl.LightningDataModule):
             raise DataConfigError(
                 f"data.val_fraction must be between 0 and 1 (exclusive), got {val_fraction}"
             )
+        if train_limit is not None and train_limit < 1:
+            raise DataConfigError(f"data.train_limit must be >= 1 or null, got {train_limit}")
         self.data_dir = data_dir
         self.batch_size = batch_size
         self.num_workers = num_workers
@@ -69,6 +74,7 @@ class ImageDataModule(pl.LightningDataModule):
         self.channels = channels
         self.image_size = image_size
         self.pin_memory = pin_memory
+        self.train_limit = train_limit
         self._splits: dict[str, Split] | None = None
         self._on_device: dict[str, Split] = {}
 
@@ -98,6 +104,7 @@ class ImageDataModule(pl.LightningDataModule):
             self._check_split(split, images, labels)
         images, labels = raw["train"]
         train_idx, val_idx = hold_out(len(images), self.val_fraction, self.split_seed)
+        train_idx = train_idx[: self.train_limit]  # a random subset: hold_out shuffles
         if self.batch_size > len(train_idx):
             raise DataConfigError(
                 f"data.batch_size={self.batch_size} is larger than the {len(train_idx)} "

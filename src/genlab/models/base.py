@@ -120,6 +120,19 @@ class GenerativeModule(pl.LightningModule):
     def check_fits(self, image_shape: tuple[int, int, int]) -> None:
         """Raise ConfigError unless the networks take and make images of `image_shape`."""
 
+    def check_net_classes(self, net_name: str, net: nn.Module) -> None:
+        """Raise ConfigError unless `net` is built for the model's `num_classes`.
+
+        A net with fewer classes than the model would ignore the labels it is given.
+        """
+        net_classes = getattr(net, "num_classes", 0)
+        if net_classes != self.num_classes:
+            raise ConfigError(
+                f"model.{net_name}.num_classes={net_classes} differs from model.num_classes="
+                f"{self.num_classes}; set them equal (a conditional model needs networks that "
+                "take labels)"
+            )
+
     def check_classes(self, data_classes: int | None) -> None:
         """Raise ConfigError unless a conditional model's classes are the data's labels."""
         if not self.conditional:
@@ -168,7 +181,9 @@ class GenerativeModule(pl.LightningModule):
                 "train with a conditional experiment, e.g. experiment=cgan_mnist"
             )
         if labels.shape != (n,):
-            raise ConfigError(f"expected {n} labels (one per image), got shape {tuple(labels.shape)}")
+            raise ConfigError(
+                f"expected {n} labels (one per image), got shape {tuple(labels.shape)}"
+            )
         if labels.min() < 0 or labels.max() >= self.num_classes:
             raise ConfigError(
                 f"labels must lie in 0..{self.num_classes - 1}, got {labels.min()}..{labels.max()}"

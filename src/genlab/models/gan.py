@@ -7,10 +7,13 @@ and DDP gradient sync go through Lightning.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor, nn
 
-from genlab.losses import gan_loss
+from genlab.augment import DiffAugment
+from genlab.losses import gan_loss, gradient_penalty, r1_penalty
 from genlab.models.base import (
     GenerativeModule,
     OptimizerFactory,
@@ -27,7 +30,14 @@ class GANModule(GenerativeModule):
     """Trains D on every batch and G on every `n_critic`-th batch.
 
     Logs `train/d_loss`, `train/g_loss` and the mean discriminator probabilities
-    `train/d_real` = E[sigmoid(D(x))], `train/d_fake` = E[sigmoid(D(G(z)))].
+    `train/d_real` = E[sigmoid(D(x))], `train/d_fake` = E[sigmoid(D(G(z)))]; with
+    a penalty on, also `train/gp` or `train/r1` (unweighted; d_loss excludes them).
+
+    Options: `gradient_penalty` (lambda of WGAN-GP), `r1_gamma` (gamma of R1: adds
+    gamma/2 * E||grad D(x)||^2), `augment` (DiffAugment operations on every image D
+    sees), `num_classes` (class-conditional G and D; the nets must take labels).
+    The penalties run in float32 even under mixed precision: a second-order
+    gradient in float16 would underflow without its own loss scaling.
     """
 
     network_names = ("generator", "discriminator")
@@ -43,13 +53,22 @@ class GANModule(GenerativeModule):
         lr_g: float | None = None,
         lr_d: float | None = None,
         n_critic: int = 1,
+        gradient_penalty: float = 0.0,
+        r1_gamma: float = 0.0,
+        augment: Sequence[str] = (),
+        num_classes: int = 0,
         scheduler: SchedulerFactory | None = None,
         compile: bool = False,
         channels_last: bool = False,
     ) -> None:
-        super().__init__(latent_dim, optimizer, scheduler, compile, channels_last)
+        super().__init__(latent_dim, optimizer, scheduler, compile, channels_last, num_classes)
         if n_critic < 1:
             raise ConfigError(f"model.n_critic must be >= 1, got {n_critic}")
+        if gradient_penalty < 0 or r1_gamma < 0:
+            raise ConfigError(
+                "model.gradient_penalty and model.r1_gamma must be >= 0, "
+                f"got {gradient_penalty} and {r1_gamma}"
+            )
         self.automatic_optimization = False
         self.generator = generator
         self.discriminator = discriminator
@@ -57,6 +76,8 @@ class GANModule(GenerativeModule):
         self.loss = gan_loss(loss)
         self.lr_g, self.lr_d = lr_g, lr_d
         self.n_critic = n_critic
+        self.gp_weight, self.r1_gamma = gradient_penalty, r1_gamma
+        self.augment = DiffAugment(augment) if augment else None
         # Batches seen, kept in checkpoints so that a resumed run continues the
         # n_critic cycle where it stopped. A Python int: no host sync per step.
         self.iteration = 0
@@ -71,14 +92,20 @@ class GANModule(GenerativeModule):
                 f"model.generator.latent_dim={net_latent} differs from "
                 f"model.latent_dim={self.latent_dim}; set them equal"
             )
-        fake = dry_run_on_latents("the generator", self.generator, self.latent_dim)
+        self.check_net_classes("generator", self.generator)
+        self.check_net_classes("discriminator", self.discriminator)
+        fake = dry_run_on_latents(
+            "the generator", self.generator, self.latent_dim, self.num_classes
+        )
         check_output_shape(
             "the generator",
             fake,
             image_shape,
             "change the generator (its strides or image_size) or data.image_size/data.channels",
         )
-        logits = dry_run_on_images("the discriminator", self.discriminator, image_shape)
+        logits = dry_run_on_images(
+            "the discriminator", self.discriminator, image_shape, self.num_classes
+        )
         if logits.shape != (2,):
             raise ConfigError(
                 f"the discriminator must return one logit per image, got shape "
@@ -96,27 +123,54 @@ class GANModule(GenerativeModule):
         opt_d = self.make_optimizer(self.discriminator.parameters(), lr=self.lr_d)
         return self.with_schedulers([opt_g, opt_d])
 
+    def critic(self, images: Tensor, labels: Tensor | None, augment: bool = True) -> Tensor:
+        """D's logits for `images`, augmented first when DiffAugment is on and `augment`."""
+        if augment and self.augment is not None:
+            images = self.augment(images)
+        return conditioned(self.discriminator, images, labels)
+
+    def penalties(self, real: Tensor, fake: Tensor, labels: Tensor | None) -> dict[str, Tensor]:
+        """The enabled regularisers of D, unweighted, computed in float32."""
+        terms: dict[str, Tensor] = {}
+        if not (self.gp_weight or self.r1_gamma):
+            return terms
+        with torch.autocast(self.device.type, enabled=False):
+            real, fake = real.float(), fake.float()
+            if self.gp_weight:  # interpolates carry the real images' labels
+                terms["train/gp"] = gradient_penalty(lambda x: self.critic(x, labels), real, fake)
+            if self.r1_gamma:
+                terms["train/r1"] = r1_penalty(lambda x: self.critic(x, labels), real)
+        return terms
+
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        real, _ = batch
+        real, labels = batch
+        labels = labels if self.conditional else None
+        fake_labels = self.sample_labels(real.shape[0])
         opt_g, opt_d = self.optimizers()
         update_g = (self.iteration + 1) % self.n_critic == 0
 
         # One generator pass serves both updates; it keeps a graph only when G learns.
         with torch.set_grad_enabled(update_g):
-            fake = self.generator(self.sample_latent(real.shape[0]))
+            fake = conditioned(self.generator, self.sample_latent(real.shape[0]), fake_labels)
 
         with self.toggled_optimizer(opt_d):
-            real_logits = self.discriminator(real)
-            fake_logits = self.discriminator(fake.detach())
+            real_logits = self.critic(real, labels)
+            fake_logits = self.critic(fake.detach(), fake_labels)
             d_loss = self.loss.discriminator(real_logits, fake_logits)
+            penalties = self.penalties(real, fake, labels)
+            d_total = d_loss
+            if "train/gp" in penalties:
+                d_total = d_total + self.gp_weight * penalties["train/gp"]
+            if "train/r1" in penalties:
+                d_total = d_total + 0.5 * self.r1_gamma * penalties["train/r1"]
             opt_d.zero_grad(set_to_none=True)
-            self.manual_backward(d_loss)
+            self.manual_backward(d_total)
             opt_d.step()
 
         g_loss = None
         if update_g:
             with self.toggled_optimizer(opt_g):
-                g_loss = self.loss.generator(self.discriminator(fake))
+                g_loss = self.loss.generator(self.critic(fake, fake_labels))
                 opt_g.zero_grad(set_to_none=True)
                 self.manual_backward(g_loss)
                 opt_g.step()
@@ -127,6 +181,7 @@ class GANModule(GenerativeModule):
                 "train/d_loss": d_loss.detach(),
                 "train/d_real": torch.sigmoid(real_logits.detach()).mean(),
                 "train/d_fake": torch.sigmoid(fake_logits.detach()).mean(),
+                **{name: value.detach() for name, value in penalties.items()},
             }
             if g_loss is not None:
                 metrics["train/g_loss"] = g_loss.detach()
@@ -139,9 +194,12 @@ class GANModule(GenerativeModule):
                 scheduler.step()
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        real, _ = batch
-        real_logits = self.discriminator(real)
-        fake_logits = self.discriminator(self.generator(self.sample_latent(real.shape[0])))
+        real, labels = batch
+        labels = labels if self.conditional else None
+        fake_labels = self.sample_labels(real.shape[0])
+        fake = conditioned(self.generator, self.sample_latent(real.shape[0]), fake_labels)
+        real_logits = self.critic(real, labels, augment=False)
+        fake_logits = self.critic(fake, fake_labels, augment=False)
         self.log_dict(
             {
                 "val/d_loss": self.loss.discriminator(real_logits, fake_logits),

@@ -1,0 +1,269 @@
+"""The GAN variants: penalties on hand-checked values, DiffAugment, spectral norm,
+class-conditional nets, EMA, and every GAN experiment recipe trained for a few steps."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig
+
+from genlab import losses
+from genlab.augment import DiffAugment, cutout, translation
+from genlab.checkpoints import load_model
+from genlab.nets.dcgan import DCGANDiscriminator, DCGANGenerator
+from genlab.nets.layers import ConditionalBatchNorm2d
+from genlab.nets.resnet import ResNetDiscriminator, ResNetGenerator
+from genlab.train import train, weight_averaging_last
+from genlab.utils.errors import ConfigError
+from tests.conftest import TINY_RUN
+from tests.helpers.fake_datasets import write_cifar10
+from tests.test_models import fit, tiny_gan
+
+MakeConfig = Callable[..., DictConfig]
+
+# A few real steps, CSV logs, no FID: what each recipe needs to show it trains.
+QUICK = [*(o for o in TINY_RUN if "n_samples" not in o), "logger=csv", "metrics=none"]
+
+
+# --- penalties ----------------------------------------------------------------------------
+
+
+def linear_critic(weight: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+    """D(x) = <w, x>: its input gradient is w everywhere."""
+    return lambda x: (x.flatten(1) * weight).sum(dim=1)
+
+
+def test_gradient_penalty_of_a_linear_critic_is_hand_computed() -> None:
+    # ||grad|| = ||(3, 4)|| = 5 at every interpolate: (5 - 1)^2 = 16.
+    weight = torch.tensor([3.0, 4.0])
+    real, fake = torch.randn(6, 2), torch.randn(6, 2)
+    assert losses.gradient_penalty(linear_critic(weight), real, fake).item() == pytest.approx(16.0)
+    # a 1-Lipschitz critic with unit gradient pays nothing
+    unit = torch.tensor([0.6, 0.8])
+    assert losses.gradient_penalty(linear_critic(unit), real, fake).item() == pytest.approx(0.0)
+
+
+def test_r1_penalty_is_the_squared_gradient_norm_on_real_images() -> None:
+    # D(x) = sum x^2: grad = 2x; for x = (1, 2) and (0, 3): ||2x||^2 = 20 and 36, mean 28.
+    real = torch.tensor([[1.0, 2.0], [0.0, 3.0]])
+    assert losses.r1_penalty(lambda x: x.pow(2).sum(dim=1), real).item() == pytest.approx(28.0)
+
+
+def test_penalties_keep_the_graph_so_they_train_the_critic() -> None:
+    weight = torch.tensor([3.0, 4.0], requires_grad=True)
+    losses.gradient_penalty(linear_critic(weight), torch.randn(4, 2), torch.randn(4, 2)).backward()
+    # d/dw (||w|| - 1)^2 = 2 (||w|| - 1) w / ||w|| = 2 * 4 * (0.6, 0.8)
+    assert weight.grad.tolist() == pytest.approx([4.8, 6.4])
+
+
+@pytest.mark.parametrize(
+    ("settings", "logged"),
+    [
+        ({"loss": "wasserstein", "gradient_penalty": 10.0}, "train/gp"),
+        ({"r1_gamma": 10.0}, "train/r1"),
+    ],
+)
+def test_gan_with_a_penalty_trains_and_logs_it(settings: dict, logged: str) -> None:
+    model = tiny_gan(**settings)
+    trainer = fit(model, iterations=3, log_every_n_steps=1)
+    assert torch.isfinite(trainer.callback_metrics[logged])
+    assert trainer.callback_metrics[logged] >= 0
+
+
+def test_negative_penalty_weights_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match=r"gradient_penalty and model\.r1_gamma must be >= 0"):
+        tiny_gan(r1_gamma=-1.0)
+
+
+# --- DiffAugment --------------------------------------------------------------------------
+
+
+def test_translation_shifts_content_and_pads_with_zeros() -> None:
+    torch.manual_seed(0)
+    image = torch.zeros(64, 1, 8, 8)
+    image[:, :, 3:5, 3:5] = 1.0  # a 2x2 square away from the border: it survives any 1-px shift
+    moved = translation(image, ratio=0.125)  # at most 1 pixel each way
+    assert moved.shape == image.shape
+    assert moved.sum(dim=(1, 2, 3)).tolist() == [4.0] * 64  # nothing lost or created
+    assert (moved != image).any(dim=(1, 2, 3)).sum() > 32  # most images moved
+
+
+def test_cutout_zeros_a_square_of_half_the_side() -> None:
+    torch.manual_seed(0)
+    out = cutout(torch.ones(32, 1, 8, 8), ratio=0.5)
+    zeros = (out == 0).sum(dim=(1, 2, 3))
+    assert zeros.max().item() == 16  # a 4x4 square where it lies inside the image
+    assert (zeros > 0).all()  # clipped at a border, never empty
+
+
+def test_diffaugment_passes_gradients_and_rejects_unknown_operations() -> None:
+    images = torch.rand(4, 3, 8, 8, requires_grad=True)
+    DiffAugment(["color", "translation", "cutout"])(images).sum().backward()
+    assert images.grad is not None and images.grad.abs().sum() > 0
+    with pytest.raises(ConfigError, match="unknown operations \\['colour'\\]"):
+        DiffAugment(["colour"])
+
+
+def test_gan_with_diffaugment_augments_what_d_sees_in_training_only() -> None:
+    model = tiny_gan(augment=["translation", "cutout"])
+    seen: list[torch.Tensor] = []
+    model.discriminator.register_forward_pre_hook(lambda _, args: seen.append(args[0]))
+    fit(model, iterations=1)
+    assert any((x == 0).flatten(1).all(dim=1).logical_not().all() for x in seen)
+    real = torch.ones(2, 1, 28, 28)
+    seen.clear()
+    model.critic(real, None, augment=False)
+    assert torch.equal(seen[0], real)
+
+
+# --- spectral normalisation and conditional networks -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("make_d", "size"),
+    [
+        (lambda: DCGANDiscriminator(width=8, batch_norm=False, spectral_norm=True), 28),
+        (lambda: ResNetDiscriminator(channels=1, width=8, spectral_norm=True), 32),
+    ],
+)
+def test_spectral_norm_bounds_each_weight_by_one(
+    make_d: Callable[[], torch.nn.Module], size: int
+) -> None:
+    d = make_d()
+    for _ in range(30):  # power iterations run in training-mode forward passes
+        d(torch.randn(2, 1, size, size))
+    d.eval()
+    for module in d.modules():
+        if isinstance(module, torch.nn.Conv2d | torch.nn.Linear):
+            sigma = torch.linalg.matrix_norm(module.weight.flatten(1), ord=2)
+            assert sigma.item() == pytest.approx(1.0, abs=0.05)
+
+
+def test_projection_discriminator_and_conditional_generators_use_the_label() -> None:
+    torch.manual_seed(0)
+    z = torch.randn(1, 8).repeat(2, 1)
+    labels = torch.tensor([0, 1])
+    for generator, image_size in [
+        (DCGANGenerator(latent_dim=8, width=8, num_classes=10), 28),
+        (ResNetGenerator(latent_dim=8, channels=1, width=8, num_classes=10), 32),
+    ]:
+        for module in generator.modules():  # class gains start at 1: make the classes differ
+            if isinstance(module, ConditionalBatchNorm2d):
+                torch.nn.init.normal_(module.bias.weight)
+        images = generator.train()(z, labels)
+        assert images.shape == (2, 1, image_size, image_size)
+        assert not torch.allclose(images[0], images[1])  # same z, different class
+    d = DCGANDiscriminator(width=8, num_classes=10).eval()
+    x = torch.randn(1, 1, 28, 28).repeat(2, 1, 1, 1)
+    logits = d(x, labels)
+    assert logits[0] != logits[1]
+    with pytest.raises(ValueError, match="class-conditional"):
+        d(x)
+
+
+def test_conditional_gan_generates_requested_classes_and_checks_labels() -> None:
+    model = tiny_gan(num_classes=10)
+    model.generator = DCGANGenerator(latent_dim=8, width=8, num_classes=10)
+    model.discriminator = DCGANDiscriminator(width=8, num_classes=10)
+    model.check_fits((1, 28, 28))
+    fit(model, iterations=2)
+    images = model.generate(4, torch.Generator().manual_seed(0), labels=torch.tensor([1, 1, 2, 2]))
+    assert images.shape == (4, 1, 28, 28)
+    with pytest.raises(ConfigError, match=r"labels must lie in 0\.\.9"):
+        model.generate(2, labels=torch.tensor([3, 10]))
+    with pytest.raises(ConfigError, match="model is unconditional"):
+        tiny_gan().generate(2, labels=torch.tensor([0, 1]))
+
+
+def test_conditional_model_with_unconditional_nets_fails_in_one_line() -> None:
+    message = "model.generator.num_classes=0 differs from model.num_classes=10"
+    with pytest.raises(ConfigError, match=message):
+        tiny_gan(num_classes=10).check_fits((1, 28, 28))
+
+
+# --- EMA ----------------------------------------------------------------------------------
+
+
+def test_weight_averaging_runs_after_the_callbacks_that_sample() -> None:
+    ema = pl.callbacks.EMAWeightAveraging()
+    sampler, checkpoint = pl.Callback(), pl.callbacks.ModelCheckpoint()
+    assert weight_averaging_last([ema, sampler, checkpoint]) == [sampler, checkpoint, ema]
+
+
+def ema_run(make_config: MakeConfig, decay: float, extra: list[str] | None = None) -> Path:
+    cfg = make_config(
+        overrides=[*QUICK, "callbacks=ema", f"callbacks.ema.decay={decay}"] + (extra or [])
+    )
+    train(cfg)
+    return Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+
+
+def test_ema_checkpoint_holds_the_average_and_sampling_uses_it(make_config: MakeConfig) -> None:
+    ckpt_path = ema_run(make_config, decay=0.9)
+    ckpt = torch.load(ckpt_path, weights_only=False)
+    averaged, current = ckpt["state_dict"], ckpt["current_model_state"]
+    key = "generator.project.0.weight"
+    assert not torch.equal(averaged[key], current[key])  # two different weight sets are kept
+    model, _ = load_model(ckpt_path)
+    assert torch.equal(model.state_dict()[key], averaged[key])  # genlab-sample/eval see the EMA
+
+
+def test_ema_with_zero_decay_is_the_current_weights(make_config: MakeConfig) -> None:
+    ckpt = torch.load(ema_run(make_config, decay=0.0), weights_only=False)
+    for key, value in ckpt["current_model_state"].items():
+        if value.is_floating_point():
+            assert torch.equal(ckpt["state_dict"][key], value), key
+
+
+# --- every GAN recipe trains --------------------------------------------------------------
+
+TINY_NETS = ["model.generator.width=8", "model.discriminator.width=8"]
+
+GAN_EXPERIMENTS = [
+    "wgan_gp_mnist",
+    "hinge_sn_mnist",
+    "lsgan_mnist",
+    "r1_mnist",
+    "ttur_mnist",
+    "ema_gan_mnist",
+    "cgan_mnist",
+    "diffaugment_mnist",
+]
+
+
+@pytest.mark.parametrize("experiment", GAN_EXPERIMENTS)
+def test_gan_experiment_trains_a_few_steps(make_config: MakeConfig, experiment: str) -> None:
+    with_fid = experiment == "cgan_mnist"  # FID of a conditional G: labels drawn uniformly
+    run = [*TINY_RUN, "logger=csv"] if with_fid else QUICK
+    cfg = make_config(overrides=[f"experiment={experiment}", *run, *TINY_NETS])
+    fid = train(cfg)
+    assert (fid is not None) == with_fid
+    ckpt = torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=False)
+    assert ckpt["global_step"] > 0
+    assert all(v.isfinite().all() for v in ckpt["state_dict"].values() if v.is_floating_point())
+
+
+def test_sngan_resnet_cifar10_recipe_trains_a_few_steps(
+    make_config: MakeConfig, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    write_cifar10(data_dir)
+    cfg = make_config(
+        overrides=[
+            "experiment=sngan_resnet_cifar10",
+            *QUICK,
+            *TINY_NETS,
+            "trainer.max_steps=3",
+            "data.verify_checksums=false",
+            "data.batch_size=8",
+            "model.num_classes=10",
+        ],
+        data_dir=data_dir,
+    )
+    train(cfg)
+    model, _ = load_model(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt")
+    assert model.generate(2, labels=torch.tensor([0, 9])).shape == (2, 3, 32, 32)
