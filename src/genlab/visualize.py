@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 from torchvision.utils import make_grid
 
-from genlab.models.base import GenerativeModule
+from genlab.models.base import GenerativeModule, conditioned
 
 
 def to_grid(images: Tensor, nrow: int) -> Tensor:
@@ -60,16 +60,21 @@ def latent_interpolation(
 
 
 @torch.no_grad()
-def reconstructions(model: GenerativeModule, images: Tensor, nrow: int = 8) -> Tensor:
+def reconstructions(
+    model: GenerativeModule, images: Tensor, nrow: int = 8, labels: Tensor | None = None
+) -> Tensor:
     """Rows of originals, each followed by a row of their reconstructions decode(mean of q(z|x)).
 
-    Needs a model with an `encoder` that returns (mu, logvar), i.e. a VAE.
+    Needs a model with an `encoder` that returns (mu, logvar), i.e. a VAE; a conditional
+    one also needs the images' `labels`, which both its encoder and decoder take.
     """
     was_training = model.training
     model.eval()
     try:
-        mu, _ = model.encoder(images.to(model.device))
-        recon = model.decode(mu).clamp(-1, 1).cpu()
+        if labels is not None:
+            labels = labels.to(model.device)
+        mu, _ = conditioned(model.encoder, images.to(model.device), labels)
+        recon = model.decode(mu, labels).clamp(-1, 1).cpu()
     finally:
         model.train(was_training)
     originals = images.cpu()

@@ -75,7 +75,8 @@ class SampleGrid(pl.Callback):
             self._save_and_log(trainer, "interpolation", f"interpolation_{epoch:04d}", strip)
         real = self._validation_images(trainer)
         if real is not None and hasattr(pl_module, "encoder"):
-            panel = reconstructions(pl_module, real, self.nrow)
+            labels = self._validation_labels(trainer) if pl_module.conditional else None
+            panel = reconstructions(pl_module, real, self.nrow, labels)
             self._save_and_log(trainer, "reconstructions", f"reconstruction_{epoch:04d}", panel)
 
     def _validation_images(self, trainer: pl.Trainer) -> Tensor | None:
@@ -84,6 +85,10 @@ class SampleGrid(pl.Callback):
         if not self.reconstructions or not hasattr(datamodule, "real_images"):
             return None
         return datamodule.real_images("val")[: self.reconstructions]
+
+    def _validation_labels(self, trainer: pl.Trainer) -> Tensor:
+        """The labels of `_validation_images`, which a conditional VAE encodes and decodes with."""
+        return trainer.datamodule.real_labels("val")[: self.reconstructions]
 
     def _save_and_log(self, trainer: pl.Trainer, key: str, filename: str, grid: Tensor) -> None:
         self.dirpath.mkdir(parents=True, exist_ok=True)

@@ -14,39 +14,29 @@ import math
 
 import torch
 from torch import Tensor
-from torch.distributions import Normal
 
+from genlab.losses import iwae_bound
 from genlab.models.vae import VAEModule
 
 
 @torch.no_grad()
-def iw_nll(vae: VAEModule, x: Tensor, k: int, max_decoded: int = 4096) -> Tensor:
-    """Importance-weighted upper bound on -log p(x) per image (nats), with k samples.
+def iw_nll(
+    vae: VAEModule, x: Tensor, k: int, max_decoded: int = 4096, labels: Tensor | None = None
+) -> Tensor:
+    """Importance-weighted upper bound -L_k on -log p(x[|y]) per image (nats), k samples.
 
     The k samples are decoded in chunks of at most `max_decoded` images, so k = 1000
-    on a full batch fits in memory.
+    on a full batch fits in memory. A conditional VAE needs the images' `labels`.
     """
-    mu, logvar = vae.encoder(x)
-    posterior = Normal(mu.float(), torch.exp(0.5 * logvar.float()))
+    posterior = vae.posterior(x, labels)
     per_chunk = max(1, max_decoded // len(x))
     log_weights = torch.cat(
         [
-            _log_weights(vae, x, posterior, min(per_chunk, k - start))
+            vae.log_weights(x, posterior, min(per_chunk, k - start), labels)
             for start in range(0, k, per_chunk)
         ]
     )
-    return -(torch.logsumexp(log_weights, dim=0) - math.log(k))
-
-
-def _log_weights(vae: VAEModule, x: Tensor, posterior: Normal, k: int) -> Tensor:
-    """log p(x|z) + log p(z) - log q(z|x) for k posterior samples per image: (k, B)."""
-    z = posterior.sample((k,))  # (k, B, D)
-    log_q = posterior.log_prob(z).sum(-1)
-    log_prior = Normal(0.0, 1.0).log_prob(z).sum(-1)
-    decoded = vae.decoder(z.flatten(0, 1))
-    repeated = x.unsqueeze(0).expand(k, *x.shape).flatten(0, 1)
-    log_px = -vae.reconstruction_nll(decoded, repeated).view(k, -1)
-    return log_px + log_prior - log_q
+    return -iwae_bound(log_weights)
 
 
 @torch.no_grad()
@@ -57,11 +47,11 @@ def likelihood_report(
     vae.eval()
     neg_elbo, nll, n = 0.0, 0.0, 0
     dims = 0
-    for x, _ in loader:
-        x = x.to(device)
-        recon, kl = vae.negative_elbo_terms(x)
+    for x, y in loader:
+        x, labels = x.to(device), vae.batch_labels(y.to(device))
+        recon, kl = vae.negative_elbo_terms(x, labels)
         neg_elbo += (recon + kl).sum().item()
-        nll += iw_nll(vae, x, k).sum().item()
+        nll += iw_nll(vae, x, k, labels=labels).sum().item()
         n += len(x)
         dims = x[0].numel()
     return {

@@ -1,18 +1,25 @@
-"""VAEModule: a variational autoencoder (Kingma & Welling, ICLR 2014).
+"""VAEModule: a variational autoencoder (Kingma & Welling, ICLR 2014) and its variants.
 
 encoder(x) -> (mu, logvar); z = mu + exp(logvar / 2) * eps; decoder(z) -> pixel
-parameters. The loss is the negative ELBO per image in nats,
-    -ELBO(x) = E_q[-log p(x|z)] + KL(q(z|x) || N(0, I)),
-estimated with one sample of z. `beta` weights the KL term (Higgins et al. 2017)
-and `kl_warmup_steps` ramps that weight linearly from 0 (Bowman et al. 2016).
+parameters. Objectives (`objective`), per image in nats:
+- `elbo`: -ELBO(x) = E_q[-log p(x|z)] + beta * KL(q(z|x) || N(0, I)), one sample of z;
+  beta > 1 is the beta-VAE (Higgins et al., ICLR 2017), `kl_warmup_steps` ramps beta
+  linearly from 0 (Bowman et al. 2016);
+- `iwae`: -L_k, L_k = E[log (1/k) sum_i p(x, z_i) / q(z_i|x)] with k = `iw_samples`
+  (Burda, Grosse & Salakhutdinov, ICLR 2016), a tighter bound on log p(x).
+With `num_classes` > 0 it is the conditional VAE (Sohn, Lee & Yan, NeurIPS 2015):
+q(z|x, y), p(x|z, y), p(z) = N(0, I); both networks take the label.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
+from torch.distributions import Normal
 
-from genlab.losses import bernoulli_nll, gaussian_kl, gaussian_nll
+from genlab.losses import bernoulli_nll, gaussian_kl, gaussian_nll, iwae_bound, iwae_loss
 from genlab.models.base import (
     GenerativeModule,
     OptimizerFactory,
@@ -25,15 +32,23 @@ from genlab.models.base import (
 from genlab.utils.errors import ConfigError
 
 LIKELIHOODS = ("bernoulli", "gaussian")
+OBJECTIVES = ("elbo", "iwae")
+
+#: draws n latents (with an optional seeded CPU generator), e.g. a fitted LatentGMM
+LatentSampler = Callable[[int, torch.Generator | None], Tensor]
 
 
 class VAEModule(GenerativeModule):
-    """Logs `train/loss` (= -ELBO per image, nats), `train/recon`, `train/kl`, `train/beta`,
-    and `val/elbo`, `val/loss` (= -val/elbo), `val/recon`, `val/kl`.
+    """Logs `train/loss` (the objective's bound, negated: nats per image), and for `elbo`
+    `train/recon`, `train/kl`, `train/beta`; `val/elbo`, `val/recon`, `val/kl`, `val/loss`
+    (-val/elbo for `elbo`, -L_k for `iwae`, which also logs it as `val/iwae_bound` = L_k).
 
     Likelihoods: `bernoulli` treats pixel intensities in [0, 1] as probabilities
     (binary cross-entropy summed over pixels); `gaussian` is N(x; decoder(z),
     sigma^2) on the [-1, 1] pixel scale with a fixed `gaussian_sigma`.
+
+    `latent_sampler`, when set (genlab-sample/genlab-eval `sampler=gmm`), replaces the
+    prior in `generate`; it is not part of the checkpoint.
     """
 
     default_monitor = "val/loss"
@@ -47,38 +62,65 @@ class VAEModule(GenerativeModule):
         optimizer: OptimizerFactory,
         latent_dim: int = 16,
         likelihood: str = "bernoulli",
+        objective: str = "elbo",
+        iw_samples: int = 5,
         beta: float = 1.0,
         kl_warmup_steps: int = 0,
         gaussian_sigma: float = 0.1,
         scheduler: SchedulerFactory | None = None,
         compile: bool = False,
         channels_last: bool = False,
+        num_classes: int = 0,
     ) -> None:
-        super().__init__(latent_dim, optimizer, scheduler, compile, channels_last)
-        if likelihood not in LIKELIHOODS:
+        super().__init__(latent_dim, optimizer, scheduler, compile, channels_last, num_classes)
+        for key, value, choices in (
+            ("likelihood", likelihood, LIKELIHOODS),
+            ("objective", objective, OBJECTIVES),
+        ):
+            if value not in choices:
+                raise ConfigError(
+                    f"model.{key}={value!r} is unknown; choose one of {', '.join(choices)}"
+                )
+        if beta < 0 or kl_warmup_steps < 0 or gaussian_sigma <= 0 or iw_samples < 1:
             raise ConfigError(
-                f"model.likelihood={likelihood!r} is unknown; "
-                f"choose one of {', '.join(LIKELIHOODS)}"
+                "model.beta and model.kl_warmup_steps must be >= 0, model.gaussian_sigma > 0 and "
+                f"model.iw_samples >= 1; got {beta}, {kl_warmup_steps}, {gaussian_sigma}, "
+                f"{iw_samples}"
             )
-        if beta < 0 or kl_warmup_steps < 0 or gaussian_sigma <= 0:
+        if objective == "iwae" and (beta != 1.0 or kl_warmup_steps):
             raise ConfigError(
-                "model.beta and model.kl_warmup_steps must be >= 0 and model.gaussian_sigma > 0, "
-                f"got {beta}, {kl_warmup_steps}, {gaussian_sigma}"
+                f"model.beta={beta} and model.kl_warmup_steps={kl_warmup_steps} weight the ELBO's "
+                "KL term, which the iwae objective does not have; keep beta=1, kl_warmup_steps=0"
             )
+        for name, net in (("encoder", encoder), ("decoder", decoder)):
+            if getattr(net, "num_classes", num_classes) != num_classes:
+                raise ConfigError(
+                    f"model.{name}.num_classes={net.num_classes} but model.num_classes="
+                    f"{num_classes}; set them equal (conf/model/net/conv_vae.yaml does)"
+                )
         self.encoder = encoder
         self.decoder = decoder
         self.likelihood = likelihood
+        self.objective = objective
+        self.iw_samples = iw_samples
         self.beta = beta
         self.kl_warmup_steps = kl_warmup_steps
         self.gaussian_sigma = gaussian_sigma
+        self.latent_sampler: LatentSampler | None = None
+
+    def sample_latent(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """z from `latent_sampler` when one is set, else from the prior N(0, I)."""
+        if self.latent_sampler is None:
+            return super().sample_latent(n, generator)
+        return self.latent_sampler(n, generator).to(self.device)
 
     def decode(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
-        """The mean image of p(x|z), mapped to [-1, 1]."""
+        """The mean image of p(x|z[, y]), mapped to [-1, 1]."""
         out = conditioned(self.decoder, z, labels)
         return torch.sigmoid(out) * 2.0 - 1.0 if self.likelihood == "bernoulli" else out
 
     def check_fits(self, image_shape: tuple[int, int, int]) -> None:
-        mu, _ = dry_run_on_images("the encoder", self.encoder, image_shape)
+        mu, _ = dry_run_on_images("the encoder", self.encoder, image_shape, self.num_classes)
         if mu.shape[1] != self.latent_dim:
             raise ConfigError(
                 f"the encoder makes latents of size {mu.shape[1]} but model.latent_dim="
@@ -86,17 +128,41 @@ class VAEModule(GenerativeModule):
             )
         check_output_shape(
             "the decoder",
-            dry_run_on_latents("the decoder", self.decoder, self.latent_dim),
+            dry_run_on_latents("the decoder", self.decoder, self.latent_dim, self.num_classes),
             image_shape,
             "change the decoder's image_size/channels or data.image_size/data.channels",
         )
 
-    def negative_elbo_terms(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Per-image reconstruction NLL and KL (nats), one reparameterised sample."""
-        mu, logvar = self.encoder(x)
-        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
-        recon = self.reconstruction_nll(self.decoder(z), x)
-        return recon, gaussian_kl(mu.float(), logvar.float())
+    def batch_labels(self, labels: Tensor) -> Tensor | None:
+        """A batch's labels for a conditional model; None for an unconditional one."""
+        return labels if self.conditional else None
+
+    def posterior(self, x: Tensor, labels: Tensor | None = None) -> Normal:
+        """q(z|x[, y]) as a float32 Normal, whatever the autocast precision."""
+        mu, logvar = conditioned(self.encoder, x, labels)
+        return Normal(mu.float(), torch.exp(0.5 * logvar.float()))
+
+    def negative_elbo_terms(self, x: Tensor, labels: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Per-image reconstruction NLL and analytic KL (nats), one reparameterised sample."""
+        q = self.posterior(x, labels)
+        recon = self.reconstruction_nll(conditioned(self.decoder, q.rsample(), labels), x)
+        return recon, gaussian_kl(q.loc, 2.0 * q.scale.log())
+
+    def log_weights(
+        self, x: Tensor, posterior: Normal, k: int, labels: Tensor | None = None
+    ) -> Tensor:
+        """log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x) of k reparameterised z_i: (k, B).
+
+        Differentiable (the iwae objective trains on it); `iw_nll` calls it without gradients.
+        """
+        z = posterior.rsample((k,))  # (k, B, D)
+        log_q = posterior.log_prob(z).sum(-1)
+        log_prior = Normal(0.0, 1.0).log_prob(z).sum(-1)
+        repeated_labels = labels.repeat(k) if labels is not None else None  # row i*B + b: label b
+        decoded = conditioned(self.decoder, z.flatten(0, 1), repeated_labels)
+        repeated = x.unsqueeze(0).expand(k, *x.shape).flatten(0, 1)
+        log_px = -self.reconstruction_nll(decoded, repeated).view(k, -1)
+        return log_px + log_prior - log_q
 
     def reconstruction_nll(self, decoder_out: Tensor, x: Tensor) -> Tensor:
         """-log p(x|z) per image (nats), in float32 whatever the autocast precision."""
@@ -114,8 +180,14 @@ class VAEModule(GenerativeModule):
         return self.with_schedulers([self.make_optimizer(self.parameters())])
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        x, _ = batch
-        recon, kl = self.negative_elbo_terms(x)
+        x, labels = batch[0], self.batch_labels(batch[1])
+        if self.objective == "iwae":
+            log_w = self.log_weights(x, self.posterior(x, labels), self.iw_samples, labels)
+            neg_bound, surrogate = iwae_loss(log_w)
+            if self.logs_this_step():
+                self.log("train/loss", neg_bound.mean(), prog_bar=True, batch_size=x.shape[0])
+            return surrogate.mean()
+        recon, kl = self.negative_elbo_terms(x, labels)
         weight = self.kl_weight()
         if self.logs_this_step():
             self.log_dict(
@@ -131,16 +203,14 @@ class VAEModule(GenerativeModule):
         return (recon + weight * kl).mean()
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        x, _ = batch
-        recon, kl = self.negative_elbo_terms(x)
+        x, labels = batch[0], self.batch_labels(batch[1])
+        recon, kl = self.negative_elbo_terms(x, labels)
         neg_elbo = (recon + kl).mean()
-        self.log_dict(
-            {
-                "val/elbo": -neg_elbo,
-                "val/loss": neg_elbo,
-                "val/recon": recon.mean(),
-                "val/kl": kl.mean(),
-            },
-            prog_bar=True,
-            batch_size=x.shape[0],
-        )
+        scalars = {"val/elbo": -neg_elbo, "val/recon": recon.mean(), "val/kl": kl.mean()}
+        if self.objective == "iwae":
+            log_w = self.log_weights(x, self.posterior(x, labels), self.iw_samples, labels)
+            scalars["val/iwae_bound"] = iwae_bound(log_w).mean()
+            scalars["val/loss"] = -scalars["val/iwae_bound"]
+        else:
+            scalars["val/loss"] = neg_elbo
+        self.log_dict(scalars, prog_bar=True, batch_size=x.shape[0])

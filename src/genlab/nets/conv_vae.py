@@ -1,15 +1,34 @@
-"""Convolutional encoder and decoder for a VAE on small images (Kingma & Welling, ICLR 2014)."""
+"""Convolutional encoder and decoder for a VAE on small images (Kingma & Welling, ICLR 2014).
+
+With `num_classes` > 0 both are class-conditional, as in the CVAE (Sohn, Lee & Yan,
+NeurIPS 2015): q(z|x, y) and p(x|z, y), the one-hot label y appended to the MLP's input.
+"""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from genlab.nets.layers import flat_features
 
 
+def with_labels(h: torch.Tensor, labels: torch.Tensor | None, num_classes: int) -> torch.Tensor:
+    """`h` with the one-hot `labels` appended; a net takes labels exactly when num_classes > 0.
+
+    The mismatch is a TypeError, the error of a call with the wrong arguments, which the
+    models' start-up dry runs turn into a config message.
+    """
+    if (labels is None) != (num_classes == 0):
+        wanted = "(inputs, labels)" if num_classes else "(inputs) only"
+        raise TypeError(f"a network with num_classes={num_classes} is called with {wanted}")
+    if labels is None:
+        return h
+    return torch.cat([h, F.one_hot(labels, num_classes).to(h.dtype)], dim=1)
+
+
 class ConvEncoder(nn.Module):
-    """x -> two 4x4 stride-2 convolutions -> MLP -> (mu, logvar) of q(z|x)."""
+    """x (and y) -> two 4x4 stride-2 convolutions -> MLP -> (mu, logvar) of q(z|x[, y])."""
 
     def __init__(
         self,
@@ -18,9 +37,11 @@ class ConvEncoder(nn.Module):
         image_size: int = 28,
         width: int = 32,
         hidden: int = 256,
+        num_classes: int = 0,
     ) -> None:
         super().__init__()
         self.latent_dim = latent_dim
+        self.num_classes = num_classes
         self.features = nn.Sequential(
             nn.Conv2d(channels, width, 4, stride=2, padding=1),
             nn.ReLU(True),
@@ -30,16 +51,21 @@ class ConvEncoder(nn.Module):
         )
         n_features = flat_features(self.features, (channels, image_size, image_size))
         self.head = nn.Sequential(
-            nn.Linear(n_features, hidden), nn.ReLU(True), nn.Linear(hidden, 2 * latent_dim)
+            nn.Linear(n_features + num_classes, hidden),
+            nn.ReLU(True),
+            nn.Linear(hidden, 2 * latent_dim),
         )
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mu, logvar = self.head(self.features(x)).chunk(2, dim=1)
+    def forward(
+        self, x: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        h = with_labels(self.features(x), labels, self.num_classes)
+        mu, logvar = self.head(h).chunk(2, dim=1)
         return mu, logvar
 
 
 class ConvDecoder(nn.Module):
-    """z -> MLP -> (2w, s/4, s/4) -> two 4x4 stride-2 transposed convolutions -> pixel parameters.
+    """z (and y) -> MLP -> (2w, s/4, s/4) -> two 4x4 stride-2 transposed convolutions -> pixels.
 
     The output has no activation: it is the Bernoulli logit or the Gaussian mean,
     and the VAE module maps it to an image in [-1, 1].
@@ -52,14 +78,16 @@ class ConvDecoder(nn.Module):
         image_size: int = 28,
         width: int = 32,
         hidden: int = 256,
+        num_classes: int = 0,
     ) -> None:
         super().__init__()
         if image_size % 4:
             raise ValueError(f"ConvDecoder needs image_size divisible by 4, got {image_size}")
         self.latent_dim = latent_dim
+        self.num_classes = num_classes
         self.start_size = image_size // 4
         self.project = nn.Sequential(
-            nn.Linear(latent_dim, hidden),
+            nn.Linear(latent_dim + num_classes, hidden),
             nn.ReLU(True),
             nn.Linear(hidden, 2 * width * self.start_size**2),
             nn.ReLU(True),
@@ -70,6 +98,6 @@ class ConvDecoder(nn.Module):
             nn.ConvTranspose2d(width, channels, 4, stride=2, padding=1),
         )
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        x = self.project(z).view(z.shape[0], -1, self.start_size, self.start_size)
-        return self.upsample(x)
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.project(with_labels(z, labels, self.num_classes))
+        return self.upsample(h.view(z.shape[0], -1, self.start_size, self.start_size))
