@@ -2,6 +2,7 @@
 
 genlab-eval ckpt_path=<run>/checkpoints/best.ckpt
 genlab-eval ckpt_path=... metrics=fid_inception metrics.n_samples=10000
+genlab-eval ckpt_path=<VAE run>/checkpoints/best.ckpt sampler=gmm   # + fid_gmm, ...
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from genlab.metrics.precision_recall import precision_recall
 from genlab.metrics.real_features import real_features
 from genlab.metrics.suite import MetricSuite
 from genlab.models import VAEModule
+from genlab.models.base import GenerativeModule
+from genlab.models.latent_gmm import check_sampler, fit_latent_gmm
 from genlab.utils.errors import user_errors_reported
 from genlab.utils.instantiate import build
 from genlab.utils.overrides_check import checked_entry_point
@@ -44,11 +47,37 @@ def timed(fn: Any) -> tuple[Any, float]:
     return result, time.perf_counter() - start
 
 
+def generated_scores(
+    model: GenerativeModule, suite: MetricSuite, real: torch.Tensor, cfg: DictConfig
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """FID/KID/IS and precision/recall of `metrics.n_samples` generated images (null IS when
+    `metrics.compute_is=false`), and the seconds that generation, features and metrics took.
+    """
+    m = cfg.metrics
+    sample = metric_sampler(model)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    images, gen_seconds = timed(lambda: sample(m.n_samples, generator, m.batch_size))
+    fake, feature_seconds = timed(
+        lambda: torch.cat([suite.update(chunk).cpu() for chunk in images.split(m.batch_size)])
+    )
+    scores, metric_seconds = timed(suite.compute)
+    suite.reset()
+    precision, recall = precision_recall(real, fake, k=cfg.pr_neighbours, seed=cfg.seed)
+    scores = {"is_mean": None, "is_std": None, **scores, "precision": precision, "recall": recall}
+    seconds = {"generation": gen_seconds, "features": feature_seconds, "metrics": metric_seconds}
+    return scores, seconds
+
+
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
-    """Every metric of `cfg.ckpt_path`; also written to `cfg.out_file`."""
+    """Every metric of `cfg.ckpt_path`; also written to `cfg.out_file`.
+
+    `sampler=gmm` (VAEs) adds the sample metrics of latents drawn from a Gaussian mixture
+    fitted to the training latents, beside the prior's, as `<metric>_gmm`.
+    """
     device = torch.device(cfg.device)
     torch.manual_seed(cfg.seed)  # the ELBO's and the IW bound's posterior samples
     model, run_cfg = load_model(cfg.ckpt_path)
+    check_sampler(cfg.sampler, model)
     model.to(device)
     if cfg.data_dir is not None:
         with open_dict(run_cfg):
@@ -64,15 +93,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     real = real_features(datamodule, m.real_split, extractor, m.cache_dir, m.batch_size, device)
     suite = MetricSuite(extractor, real, n_fake=m.n_samples, kid_subset_size=m.kid_subset_size,
                         compute_is=m.compute_is, seed=cfg.seed).to(device)  # fmt: skip
-
-    sample = metric_sampler(model)
-    generator = torch.Generator().manual_seed(cfg.seed)
-    images, gen_seconds = timed(lambda: sample(m.n_samples, generator, m.batch_size))
-    fake, feature_seconds = timed(
-        lambda: torch.cat([suite.update(chunk).cpu() for chunk in images.split(m.batch_size)])
-    )
-    scores, metric_seconds = timed(suite.compute)
-    precision, recall = precision_recall(real, fake, k=cfg.pr_neighbours, seed=cfg.seed)
+    scores, seconds = generated_scores(model, suite, real, cfg)
 
     results: dict[str, Any] = {
         "checkpoint": str(Path(cfg.ckpt_path).resolve()),
@@ -83,19 +104,20 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "n_samples": m.n_samples,
         "extractor": extractor.name,
         "weights_sha256": extractor.weights_sha256,
-        "is_mean": None,  # null: metrics.compute_is=false
-        "is_std": None,
+        "sampler": cfg.sampler,
         **scores,
-        "precision": precision,
-        "recall": recall,
-        "pr_samples": min(len(real), len(fake)),  # each set cut to this size for precision/recall
-        "sampling_images_per_second": m.n_samples / gen_seconds,
-        "seconds": {
-            "generation": gen_seconds,
-            "features": feature_seconds,
-            "metrics": metric_seconds,
-        },
+        "pr_samples": min(len(real), m.n_samples),  # each set cut to this size for precision/recall
+        "sampling_images_per_second": m.n_samples / seconds["generation"],
+        "seconds": seconds,
     }
+    if cfg.sampler == "gmm":
+        model.latent_sampler, fit_seconds = timed(
+            lambda: fit_latent_gmm(model, datamodule, cfg.gmm_components, cfg.seed)
+        )
+        gmm_scores, gmm_seconds = generated_scores(model, suite, real, cfg)
+        results |= {f"{key}_gmm": value for key, value in gmm_scores.items()}
+        results["gmm_components"] = cfg.gmm_components
+        results["seconds"] |= {"gmm_fit": fit_seconds, "gmm_generation": gmm_seconds["generation"]}
     if isinstance(model, VAEModule):
         results |= likelihood_report(model, datamodule.test_dataloader(), cfg.iw_samples, device)
 

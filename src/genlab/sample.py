@@ -4,6 +4,7 @@ genlab-sample ckpt_path=<run>/checkpoints/last.ckpt n=64            # one grid P
 genlab-sample ckpt_path=<run>/checkpoints/last.ckpt n=1000 out_dir=gen  # an ImageFolder
 genlab-sample ckpt_path=<conditional run>/checkpoints/last.ckpt labels=7      # only sevens
 genlab-sample ckpt_path=<conditional run>/checkpoints/last.ckpt labels=[0,1,2]  # cycled
+genlab-sample ckpt_path=<VAE run>/checkpoints/last.ckpt sampler=gmm   # z from a fitted mixture
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from omegaconf import DictConfig, ListConfig
 from torchvision.utils import make_grid, save_image
 
 from genlab.checkpoints import load_model
+from genlab.models.latent_gmm import check_sampler, fit_latent_gmm
 from genlab.utils.errors import ConfigError, user_errors_reported
+from genlab.utils.instantiate import build
 from genlab.utils.overrides_check import checked_entry_point
 from genlab.utils.paths import config_dir
 from genlab.utils.resolvers import register_resolvers
@@ -57,9 +60,13 @@ def sample(cfg: DictConfig) -> Path:
     """Generate `cfg.n` images from `cfg.ckpt_path`; return the file or folder written."""
     if cfg.n < 1:
         raise ConfigError(f"n must be >= 1, got {cfg.n}")
-    model, _ = load_model(cfg.ckpt_path)
+    model, run_cfg = load_model(cfg.ckpt_path)
+    check_sampler(cfg.sampler, model)
     device = torch.device(cfg.device)
     model.to(device)
+    if cfg.sampler == "gmm":  # the training data, as the checkpoint's config reads it
+        datamodule = build("data", run_cfg.data)
+        model.latent_sampler = fit_latent_gmm(model, datamodule, cfg.gmm_components, cfg.seed)
     images = model.generate(
         cfg.n,
         generator=torch.Generator().manual_seed(cfg.seed),
