@@ -15,6 +15,7 @@ CONF = config_dir()
 GROUPS = ["data", "model", "model/net", "trainer", "logger", "callbacks", "metrics",
           "experiment", "debug", "paths", "hparams_search"]  # fmt: skip
 NET_FOR_MODEL = {"conv_vae": "vae"}  # a net option needs its model; the rest are GAN nets
+DATA_FOR_NET = {"resnet": "cifar10"}  # nets for 32x32 images; the rest fit MNIST's 28x28
 
 
 def options(group: str) -> list[str]:
@@ -47,8 +48,9 @@ def test_every_config_composes_and_resolves(
 
 
 @pytest.mark.parametrize("net", options("model/net"))
-def test_every_net_option_fits_mnist(make_config: Callable[..., DictConfig], net: str) -> None:
-    cfg = make_config("train", group_override("model/net", net))
+def test_every_net_option_fits_its_data(make_config: Callable[..., DictConfig], net: str) -> None:
+    data = f"data={DATA_FOR_NET.get(net, 'mnist_embedded')}"
+    cfg = make_config("train", [*group_override("model/net", net), data])
     model = instantiate(cfg.model)
     model.check_fits((cfg.data.channels, cfg.data.image_size, cfg.data.image_size))
 
