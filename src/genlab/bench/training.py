@@ -26,6 +26,7 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 from genlab.models import GANModule, GenerativeModule, VAEModule
+from genlab.utils.errors import ConfigError
 from genlab.utils.paths import config_dir
 from genlab.utils.resolvers import register_resolvers
 
@@ -65,6 +66,19 @@ def autocast(device: torch.device, precision: str) -> AbstractContextManager:
     if precision not in dtypes:
         return nullcontext()
     return torch.autocast(device.type, dtype=dtypes[precision])
+
+
+def options_the_plain_loop_lacks(model: GenerativeModule) -> list[str]:
+    """Model options whose update `gan_step`/`vae_step` do not compute (so no fair reference)."""
+    lacking = ["model.num_classes"] if model.conditional else []
+    if isinstance(model, GANModule):
+        settings = {
+            "model.gradient_penalty": model.gp_weight,
+            "model.r1_gamma": model.r1_gamma,
+            "model.augment": model.augment is not None,
+        }
+        lacking += [name for name, on in settings.items() if on]
+    return lacking
 
 
 class PlainLoop:
@@ -176,6 +190,12 @@ class InterleavedTimer(pl.Callback):
         windows: int = 5,
     ) -> None:
         super().__init__()
+        unmatched = options_the_plain_loop_lacks(model)
+        if unmatched:  # checked before training starts
+            raise ConfigError(
+                "the bench's plain loop reproduces the default GAN and VAE updates only; "
+                f"remove the overrides that set {', '.join(unmatched)}"
+            )
         self.plain_model, self.precision, self.out = model, precision, Path(out)
         self.warmup, self.window, self.windows = warmup, window, windows
         self.plain: PlainLoop | None = None
