@@ -8,8 +8,10 @@ by EM to the encoder means mu(x) of the training images and draw z from it inste
 no retraining, and usually a lower FID.
 
 A conditional VAE's mixture is fitted on z alone (each image encoded with its own label)
-and labels are drawn as they are for the prior: the CVAE's p(z) does not depend on y, so
-the mixture takes the place of p(z) and nothing else changes.
+and labels are drawn or given as they are for the prior: the mixture takes the place of
+p(z), which does not depend on y. The encoded z still carry some class information, so a
+z drawn from the mixture can pull its image towards another class than the label asks
+for: expect a lower FID but fewer images of the requested class than with the prior.
 """
 
 from __future__ import annotations
