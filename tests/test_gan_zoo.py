@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 
 from genlab import losses
 from genlab.augment import DiffAugment, cutout, translation
+from genlab.callbacks import SampleGrid
 from genlab.checkpoints import load_model
 from genlab.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from genlab.nets.layers import ConditionalBatchNorm2d
@@ -267,3 +268,10 @@ def test_sngan_resnet_cifar10_recipe_trains_a_few_steps(
     train(cfg)
     model, _ = load_model(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt")
     assert model.generate(2, labels=torch.tensor([0, 9])).shape == (2, 3, 32, 32)
+
+
+def test_sample_grid_of_a_conditional_model_shows_one_class_per_row(tmp_path: Path) -> None:
+    grid = SampleGrid(dirpath=str(tmp_path), n=24, nrow=8, seed=0)
+    rows = grid._row_labels(tiny_gan(num_classes=2)).view(3, 8)
+    assert rows.tolist() == [[0] * 8, [1] * 8, [0] * 8]
+    assert grid._row_labels(tiny_gan()) is None

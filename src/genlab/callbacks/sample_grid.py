@@ -66,7 +66,11 @@ class SampleGrid(pl.Callback):
         if trainer.sanity_checking or (trainer.current_epoch + 1) % self.every_n_epochs:
             return
         epoch = trainer.current_epoch
-        images = pl_module.generate(self.n, generator=torch.Generator().manual_seed(self.seed))
+        images = pl_module.generate(
+            self.n,
+            generator=torch.Generator().manual_seed(self.seed),
+            labels=self._row_labels(pl_module),
+        )
         self._save_and_log(trainer, "fixed_noise", f"epoch_{epoch:04d}", to_grid(images, self.nrow))
         if self.interpolation_rows:
             strip = latent_interpolation(
@@ -78,6 +82,12 @@ class SampleGrid(pl.Callback):
             labels = self._validation_labels(trainer) if pl_module.conditional else None
             panel = reconstructions(pl_module, real, self.nrow, labels)
             self._save_and_log(trainer, "reconstructions", f"reconstruction_{epoch:04d}", panel)
+
+    def _row_labels(self, model: pl.LightningModule) -> Tensor | None:
+        """A conditional model's grid shows one class per row (row i: class i mod num_classes)."""
+        if not model.conditional:
+            return None
+        return (torch.arange(self.n) // self.nrow) % model.num_classes
 
     def _validation_images(self, trainer: pl.Trainer) -> Tensor | None:
         """The first `reconstructions` validation images (the same ones every epoch)."""
