@@ -178,7 +178,7 @@ class GenerativeModule(pl.LightningModule):
         if not self.conditional:
             raise ConfigError(
                 "labels were given but the model is unconditional (model.num_classes=0); "
-                "train with a conditional experiment, e.g. experiment=cgan_mnist"
+                "train with a conditional experiment, e.g. experiment=cgan_mnist or cvae_mnist"
             )
         if labels.shape != (n,):
             raise ConfigError(
