@@ -85,3 +85,12 @@ def test_iw_bound_is_below_negative_elbo_and_tightens_with_k(trained_vae) -> Non
     assert one_per_chunk.item() == pytest.approx(bounds[10].item(), rel=0.01)
     assert bounds[100] < bounds[10] < neg_elbo
     assert neg_elbo - bounds[100] > 0.5  # a visible gap on a trained model, in nats
+
+
+def test_eval_and_sample_read_moved_data_from_data_dir(make_config, tmp_path) -> None:
+    from genlab.checkpoints import run_datamodule
+
+    run_cfg = make_config(overrides=["data=mnist"])
+    stored = run_cfg.data.data_dir
+    assert run_datamodule(run_cfg).data_dir == stored
+    assert run_datamodule(run_cfg, str(tmp_path / "moved")).data_dir == str(tmp_path / "moved")

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from genlab.models.base import GenerativeModule
@@ -87,3 +87,11 @@ def load_model(path: str | Path) -> tuple[GenerativeModule, DictConfig]:
     model: GenerativeModule = build("model", config.model)
     model.load_state_dict(checkpoint["state_dict"])
     return model.eval(), config
+
+
+def run_datamodule(run_cfg: DictConfig, data_dir: str | None = None) -> Any:
+    """The datamodule a checkpoint's run trained on, reading from `data_dir` if the data moved."""
+    if data_dir is not None:
+        with open_dict(run_cfg):
+            run_cfg.data.data_dir = data_dir
+    return build("data", run_cfg.data)

@@ -15,11 +15,11 @@ from typing import Any
 
 import hydra
 import torch
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
-from genlab.checkpoints import load_model
+from genlab.checkpoints import load_model, run_datamodule
 from genlab.metrics.callback import metric_sampler
 from genlab.metrics.extractors import build_extractor
 from genlab.metrics.likelihood import likelihood_report
@@ -30,7 +30,6 @@ from genlab.models import VAEModule
 from genlab.models.base import GenerativeModule
 from genlab.models.latent_gmm import check_sampler, fit_latent_gmm
 from genlab.utils.errors import user_errors_reported
-from genlab.utils.instantiate import build
 from genlab.utils.overrides_check import checked_entry_point
 from genlab.utils.paths import config_dir
 from genlab.utils.resolvers import register_resolvers
@@ -79,10 +78,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     model, run_cfg = load_model(cfg.ckpt_path)
     check_sampler(cfg.sampler, model)
     model.to(device)
-    if cfg.data_dir is not None:
-        with open_dict(run_cfg):
-            run_cfg.data.data_dir = cfg.data_dir
-    datamodule = build("data", run_cfg.data)
+    datamodule = run_datamodule(run_cfg, cfg.data_dir)
     datamodule.setup("test")
 
     m = cfg.metrics

@@ -17,10 +17,9 @@ import torch
 from omegaconf import DictConfig, ListConfig
 from torchvision.utils import make_grid, save_image
 
-from genlab.checkpoints import load_model
+from genlab.checkpoints import load_model, run_datamodule
 from genlab.models.latent_gmm import check_sampler, fit_latent_gmm
 from genlab.utils.errors import ConfigError, user_errors_reported
-from genlab.utils.instantiate import build
 from genlab.utils.overrides_check import checked_entry_point
 from genlab.utils.paths import config_dir
 from genlab.utils.resolvers import register_resolvers
@@ -65,7 +64,7 @@ def sample(cfg: DictConfig) -> Path:
     device = torch.device(cfg.device)
     model.to(device)
     if cfg.sampler == "gmm":  # the training data, as the checkpoint's config reads it
-        datamodule = build("data", run_cfg.data)
+        datamodule = run_datamodule(run_cfg, cfg.data_dir)
         model.latent_sampler = fit_latent_gmm(model, datamodule, cfg.gmm_components, cfg.seed)
     images = model.generate(
         cfg.n,
