@@ -34,6 +34,14 @@ def slerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:
     ) / sin_omega
 
 
+def class_per_row(model: GenerativeModule, n: int, per_row: int) -> Tensor | None:
+    """Labels that give a conditional model's grid of `n` images one class per row
+    (row i: class i mod num_classes); None for an unconditional model."""
+    if not model.conditional:
+        return None
+    return (torch.arange(n, device=model.device) // per_row) % model.num_classes
+
+
 @torch.no_grad()
 def latent_interpolation(
     model: GenerativeModule, rows: int = 8, steps: int = 10, seed: int = 0
@@ -47,9 +55,7 @@ def latent_interpolation(
     ends = model.sample_latent(2 * rows, generator).cpu()
     path = slerp(ends[:rows], ends[rows:], torch.linspace(0, 1, steps))  # (steps, rows, d)
     z = path.transpose(0, 1).reshape(rows * steps, -1).to(model.device)
-    labels = None
-    if model.conditional:
-        labels = (torch.arange(rows) % model.num_classes).repeat_interleave(steps).to(model.device)
+    labels = class_per_row(model, rows * steps, steps)
     was_training = model.training
     model.eval()
     try:

@@ -21,7 +21,7 @@ from torchvision.utils import save_image
 
 from genlab.callbacks.image_logging import log_image
 from genlab.utils.errors import ConfigError
-from genlab.visualize import latent_interpolation, reconstructions, to_grid
+from genlab.visualize import class_per_row, latent_interpolation, reconstructions, to_grid
 
 
 class SampleGrid(pl.Callback):
@@ -69,7 +69,7 @@ class SampleGrid(pl.Callback):
         images = pl_module.generate(
             self.n,
             generator=torch.Generator().manual_seed(self.seed),
-            labels=self._row_labels(pl_module),
+            labels=class_per_row(pl_module, self.n, self.nrow),
         )
         self._save_and_log(trainer, "fixed_noise", f"epoch_{epoch:04d}", to_grid(images, self.nrow))
         if self.interpolation_rows:
@@ -82,12 +82,6 @@ class SampleGrid(pl.Callback):
             labels = self._validation_labels(trainer) if pl_module.conditional else None
             panel = reconstructions(pl_module, real, self.nrow, labels)
             self._save_and_log(trainer, "reconstructions", f"reconstruction_{epoch:04d}", panel)
-
-    def _row_labels(self, model: pl.LightningModule) -> Tensor | None:
-        """A conditional model's grid shows one class per row (row i: class i mod num_classes)."""
-        if not model.conditional:
-            return None
-        return (torch.arange(self.n) // self.nrow) % model.num_classes
 
     def _validation_images(self, trainer: pl.Trainer) -> Tensor | None:
         """The first `reconstructions` validation images (the same ones every epoch)."""

@@ -120,18 +120,20 @@ class GenerativeModule(pl.LightningModule):
     def check_fits(self, image_shape: tuple[int, int, int]) -> None:
         """Raise ConfigError unless the networks take and make images of `image_shape`."""
 
-    def check_net_classes(self, net_name: str, net: nn.Module) -> None:
-        """Raise ConfigError unless `net` is built for the model's `num_classes`.
+    def check_net_classes(self, **nets: nn.Module) -> None:
+        """Raise ConfigError unless every net is built for the model's `num_classes`.
 
-        A net with fewer classes than the model would ignore the labels it is given.
+        A net without a `num_classes` attribute is unconditional. Called by the models'
+        constructors, so a mismatch fails before anything runs.
         """
-        net_classes = getattr(net, "num_classes", 0)
-        if net_classes != self.num_classes:
-            raise ConfigError(
-                f"model.{net_name}.num_classes={net_classes} differs from model.num_classes="
-                f"{self.num_classes}; set them equal (a conditional model needs networks that "
-                "take labels)"
-            )
+        for name, net in nets.items():
+            net_classes = getattr(net, "num_classes", 0)
+            if net_classes != self.num_classes:
+                raise ConfigError(
+                    f"model.{name}.num_classes={net_classes} but model.num_classes="
+                    f"{self.num_classes}; set them equal (a conditional model needs networks "
+                    "that take labels; the net configs read ${model.num_classes})"
+                )
 
     def check_classes(self, data_classes: int | None) -> None:
         """Raise ConfigError unless a conditional model's classes are the data's labels."""
@@ -162,6 +164,10 @@ class GenerativeModule(pl.LightningModule):
         if generator is None:
             return torch.randn(n, self.latent_dim, device=self.device)
         return torch.randn(n, self.latent_dim, generator=generator).to(self.device)
+
+    def batch_labels(self, labels: Tensor) -> Tensor | None:
+        """A batch's labels for a conditional model; None for an unconditional one."""
+        return labels if self.conditional else None
 
     def sample_labels(self, n: int, generator: torch.Generator | None = None) -> Tensor | None:
         """Class labels drawn uniformly for a conditional model (None for an unconditional one)."""

@@ -69,6 +69,7 @@ class GANModule(GenerativeModule):
                 "model.gradient_penalty and model.r1_gamma must be >= 0, "
                 f"got {gradient_penalty} and {r1_gamma}"
             )
+        self.check_net_classes(generator=generator, discriminator=discriminator)
         self.automatic_optimization = False
         self.generator = generator
         self.discriminator = discriminator
@@ -92,8 +93,6 @@ class GANModule(GenerativeModule):
                 f"model.generator.latent_dim={net_latent} differs from "
                 f"model.latent_dim={self.latent_dim}; set them equal"
             )
-        self.check_net_classes("generator", self.generator)
-        self.check_net_classes("discriminator", self.discriminator)
         fake = dry_run_on_latents(
             "the generator", self.generator, self.latent_dim, self.num_classes
         )
@@ -143,8 +142,7 @@ class GANModule(GenerativeModule):
         return terms
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        real, labels = batch
-        labels = labels if self.conditional else None
+        real, labels = batch[0], self.batch_labels(batch[1])
         fake_labels = self.sample_labels(real.shape[0])
         opt_g, opt_d = self.optimizers()
         update_g = (self.iteration + 1) % self.n_critic == 0
@@ -194,8 +192,7 @@ class GANModule(GenerativeModule):
                 scheduler.step()
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        real, labels = batch
-        labels = labels if self.conditional else None
+        real, labels = batch[0], self.batch_labels(batch[1])
         fake_labels = self.sample_labels(real.shape[0])
         fake = conditioned(self.generator, self.sample_latent(real.shape[0]), fake_labels)
         real_logits = self.critic(real, labels, augment=False)

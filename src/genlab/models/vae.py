@@ -92,12 +92,7 @@ class VAEModule(GenerativeModule):
                 f"model.beta={beta} and model.kl_warmup_steps={kl_warmup_steps} weight the ELBO's "
                 "KL term, which the iwae objective does not have; keep beta=1, kl_warmup_steps=0"
             )
-        for name, net in (("encoder", encoder), ("decoder", decoder)):
-            if getattr(net, "num_classes", num_classes) != num_classes:
-                raise ConfigError(
-                    f"model.{name}.num_classes={net.num_classes} but model.num_classes="
-                    f"{num_classes}; set them equal (conf/model/net/conv_vae.yaml does)"
-                )
+        self.check_net_classes(encoder=encoder, decoder=decoder)
         self.encoder = encoder
         self.decoder = decoder
         self.likelihood = likelihood
@@ -132,10 +127,6 @@ class VAEModule(GenerativeModule):
             image_shape,
             "change the decoder's image_size/channels or data.image_size/data.channels",
         )
-
-    def batch_labels(self, labels: Tensor) -> Tensor | None:
-        """A batch's labels for a conditional model; None for an unconditional one."""
-        return labels if self.conditional else None
 
     def posterior(self, x: Tensor, labels: Tensor | None = None) -> Normal:
         """q(z|x[, y]) as a float32 Normal, whatever the autocast precision."""

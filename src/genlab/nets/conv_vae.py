@@ -7,24 +7,9 @@ NeurIPS 2015): q(z|x, y) and p(x|z, y), the one-hot label y appended to the MLP'
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from genlab.nets.layers import flat_features
-
-
-def with_labels(h: torch.Tensor, labels: torch.Tensor | None, num_classes: int) -> torch.Tensor:
-    """`h` with the one-hot `labels` appended; a net takes labels exactly when num_classes > 0.
-
-    The mismatch is a TypeError, the error of a call with the wrong arguments, which the
-    models' start-up dry runs turn into a config message.
-    """
-    if (labels is None) != (num_classes == 0):
-        wanted = "(inputs, labels)" if num_classes else "(inputs) only"
-        raise TypeError(f"a network with num_classes={num_classes} is called with {wanted}")
-    if labels is None:
-        return h
-    return torch.cat([h, F.one_hot(labels, num_classes).to(h.dtype)], dim=1)
+from genlab.nets.layers import flat_features, one_hot_concat
 
 
 class ConvEncoder(nn.Module):
@@ -59,7 +44,7 @@ class ConvEncoder(nn.Module):
     def forward(
         self, x: torch.Tensor, labels: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        h = with_labels(self.features(x), labels, self.num_classes)
+        h = one_hot_concat(self.features(x), labels, self.num_classes)
         mu, logvar = self.head(h).chunk(2, dim=1)
         return mu, logvar
 
@@ -99,5 +84,5 @@ class ConvDecoder(nn.Module):
         )
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.project(with_labels(z, labels, self.num_classes))
+        h = self.project(one_hot_concat(z, labels, self.num_classes))
         return self.upsample(h.view(z.shape[0], -1, self.start_size, self.start_size))

@@ -50,11 +50,17 @@ def spectrally_normalised(module: nn.Module) -> nn.Module:
 
 
 def one_hot_concat(x: torch.Tensor, labels: torch.Tensor | None, num_classes: int) -> torch.Tensor:
-    """[x, one_hot(labels)] along dim 1: the conditioning of Mirza & Osindero 2014 (cGAN)."""
-    if not num_classes:
-        return x
+    """[x, one_hot(labels)] along dim 1 (the cGAN of Mirza & Osindero 2014, the CVAE of Sohn
+    et al. 2015); a net takes labels exactly when its num_classes > 0.
+
+    A mismatch is a TypeError, the error of a call with the wrong arguments, which the
+    models' start-up dry runs turn into a config message.
+    """
+    if (labels is None) != (num_classes == 0):
+        wanted = "(inputs, labels)" if num_classes else "(inputs) only"
+        raise TypeError(f"a network with num_classes={num_classes} is called with {wanted}")
     if labels is None:
-        raise ValueError("this network is class-conditional: call it with labels")
+        return x
     return torch.cat([x, nn.functional.one_hot(labels, num_classes).to(x.dtype)], dim=1)
 
 
