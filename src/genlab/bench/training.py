@@ -69,7 +69,8 @@ def autocast(device: torch.device, precision: str) -> AbstractContextManager:
 
 
 def options_the_plain_loop_lacks(model: GenerativeModule) -> list[str]:
-    """Model options whose update `gan_step`/`vae_step` do not compute (so no fair reference)."""
+    """Model options whose update `gan_step`/`vae_step` do not compute (so no fair reference):
+    the GAN's penalties and augmentation, the VAE's IWAE objective, class conditioning."""
     lacking = ["model.num_classes"] if model.conditional else []
     if isinstance(model, GANModule):
         settings = {
@@ -78,6 +79,8 @@ def options_the_plain_loop_lacks(model: GenerativeModule) -> list[str]:
             "model.augment": model.augment is not None,
         }
         lacking += [name for name, on in settings.items() if on]
+    if isinstance(model, VAEModule) and model.objective != "elbo":
+        lacking.append("model.objective")
     return lacking
 
 
