@@ -11,6 +11,7 @@ from torch import Tensor
 from torchvision.utils import make_grid
 
 from genlab.models.base import GenerativeModule, conditioned
+from genlab.nets.layers import evaluating
 
 
 def to_grid(images: Tensor, nrow: int) -> Tensor:
@@ -56,12 +57,8 @@ def latent_interpolation(
     path = slerp(ends[:rows], ends[rows:], torch.linspace(0, 1, steps))  # (steps, rows, d)
     z = path.transpose(0, 1).reshape(rows * steps, -1).to(model.device)
     labels = class_per_row(model, rows * steps, steps)
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         images = model.decode(z, labels)
-    finally:
-        model.train(was_training)
     return to_grid(images.clamp(-1, 1), nrow=steps)
 
 
@@ -74,15 +71,11 @@ def reconstructions(
     Needs a model with an `encoder` that returns (mu, logvar), i.e. a VAE; a conditional
     one also needs the images' `labels`, which both its encoder and decoder take.
     """
-    was_training = model.training
-    model.eval()
-    try:
-        if labels is not None:
-            labels = labels.to(model.device)
+    if labels is not None:
+        labels = labels.to(model.device)
+    with evaluating(model):
         mu, _ = conditioned(model.encoder, images.to(model.device), labels)
         recon = model.decode(mu, labels).clamp(-1, 1).cpu()
-    finally:
-        model.train(was_training)
     originals = images.cpu()
     pairs = [
         part

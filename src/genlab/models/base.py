@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
+from genlab.nets.layers import evaluating
 from genlab.utils.errors import ConfigError
 from genlab.utils.rng import restore_rng_states, rng_states
 
@@ -210,17 +211,13 @@ class GenerativeModule(pl.LightningModule):
         labels drawn uniformly when none are given: what FID compares with the real data.
         """
         labels = self.check_labels(labels, n)
-        was_training = self.training
-        self.eval()
-        try:
+        with evaluating(self):
             z = self.sample_latent(n, generator)
             if labels is None:
                 labels = self.sample_labels(n, generator)
             chunks = z.split(batch_size)
             label_chunks = labels.split(batch_size) if labels is not None else [None] * len(chunks)
             images = [self.decode(zc, yc) for zc, yc in zip(chunks, label_chunks, strict=True)]
-        finally:
-            self.train(was_training)
         return torch.cat(images).clamp_(-1.0, 1.0)
 
     def make_optimizer(self, params: Iterable[nn.Parameter], **overrides: float) -> Optimizer:
@@ -289,10 +286,8 @@ def dry_run(
     which config keys to change. With `num_classes` > 0 the net also gets labels.
     """
     labels = torch.zeros(len(inputs), dtype=torch.long) if num_classes else None
-    was_training = net.training
-    net.eval()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), evaluating(net):
             return conditioned(net, inputs, labels)
     except TypeError as err:
         if labels is None:
@@ -304,8 +299,6 @@ def dry_run(
     except RuntimeError as err:
         first_line = str(err).splitlines()[0]
         raise ConfigError(f"{net_name} cannot take {what} ({first_line}); {hint}") from None
-    finally:
-        net.train(was_training)
 
 
 def dry_run_on_images(

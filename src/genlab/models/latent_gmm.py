@@ -23,6 +23,7 @@ from torch import Tensor
 
 from genlab.models.base import GenerativeModule, conditioned
 from genlab.models.vae import VAEModule
+from genlab.nets.layers import evaluating
 from genlab.utils.errors import ConfigError
 
 #: where `generate` draws latents from: the model's prior, or a mixture fitted after training
@@ -74,17 +75,13 @@ def check_sampler(sampler: str, model: GenerativeModule) -> None:
 @torch.no_grad()
 def encoded_means(vae: VAEModule, images: Tensor, labels: Tensor, batch_size: int = 500) -> Tensor:
     """Encoder means mu(x[, y]) of `images` (N, D) on the CPU, in eval mode."""
-    was_training = vae.training
-    vae.eval()
-    try:
+    with evaluating(vae):
         means = [
             conditioned(vae.encoder, x.to(vae.device), vae.batch_labels(y.to(vae.device)))[0]
             .float()
             .cpu()
             for x, y in zip(images.split(batch_size), labels.split(batch_size), strict=True)
         ]
-    finally:
-        vae.train(was_training)
     return torch.cat(means)
 
 

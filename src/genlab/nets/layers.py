@@ -2,8 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 from torch import nn
+
+
+@contextmanager
+def evaluating(module: nn.Module) -> Iterator[nn.Module]:
+    """`module` in eval mode for the block (batch norm reads its running statistics, no
+    dropout), then back in the mode it was in, even if the block raises."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
 
 
 def flat_features(features: nn.Module, image_shape: tuple[int, int, int]) -> int:
@@ -12,12 +27,8 @@ def flat_features(features: nn.Module, image_shape: tuple[int, int, int]) -> int
     A dry run is exact for any kernel, stride and padding, where a formula per
     architecture would have to be kept in step by hand.
     """
-    with torch.no_grad():
-        was_training = features.training
-        features.eval()
-        n = features(torch.zeros(1, *image_shape)).numel()
-        features.train(was_training)
-    return n
+    with torch.no_grad(), evaluating(features):
+        return features(torch.zeros(1, *image_shape)).numel()
 
 
 def init_dcgan_weights(module: nn.Module) -> None:
