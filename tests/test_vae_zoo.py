@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from omegaconf import DictConfig
+from torch import Tensor
 from torchvision.io import read_image
 from torchvision.utils import make_grid
 
@@ -177,23 +178,66 @@ def test_latent_gmm_samples_match_the_latents_it_was_fitted_on() -> None:
     centres = torch.tensor([[3.0, 0.0, -1.0], [-2.0, 1.0, 4.0]])
     latents = centres[torch.arange(2000) % 2] + 0.3 * torch.randn(2000, 3, generator=generator)
     gmm = LatentGMM.fit(latents, components=2, seed=0)
-    z = gmm(4000, torch.Generator().manual_seed(1))
+    z = gmm(4000, generator=torch.Generator().manual_seed(1))
     assert z.shape == (4000, 3)
     assert torch.allclose(z.mean(0), latents.mean(0), atol=0.1)
     assert torch.allclose(z.std(0), latents.std(0), rtol=0.05)
-    assert torch.equal(z, gmm(4000, torch.Generator().manual_seed(1)))  # seeded: reproducible
+    assert torch.equal(z, gmm(4000, generator=torch.Generator().manual_seed(1)))  # reproducible
     with pytest.raises(ConfigError, match="gmm_components must lie in"):
         LatentGMM.fit(latents[:5], components=10)
 
 
-def test_gmm_fitted_to_a_cvaes_training_latents(cvae_checkpoint: Path) -> None:
+def class_latents(n: int = 3000) -> tuple[Tensor, Tensor, Tensor]:
+    """Latents of three classes around three centres (the third class is rarer): z, y, centres."""
+    generator = torch.Generator().manual_seed(0)
+    centres = torch.tensor([[4.0, 0.0], [-4.0, 0.0], [0.0, 5.0]])
+    labels = torch.tensor([0, 1, 0, 1, 2]).repeat(n // 5)
+    latents = centres[labels] + 0.5 * torch.randn(len(labels), 2, generator=generator)
+    return latents, labels, centres
+
+
+def test_class_conditional_gmm_draws_each_label_from_its_own_class() -> None:
+    latents, labels, centres = class_latents()
+    gmm = LatentGMM.fit(latents, components=2, seed=0, labels=labels, num_classes=3)
+    wanted = torch.tensor([2, 0, 1]).repeat(1000)
+    z = gmm(3000, wanted, torch.Generator().manual_seed(1))
+    for c in range(3):
+        assert torch.allclose(z[wanted == c].mean(0), centres[c], atol=0.1)
+        assert torch.allclose(z[wanted == c].std(0), torch.full((2,), 0.5), rtol=0.1)
+    assert torch.equal(z, gmm(3000, wanted, torch.Generator().manual_seed(1)))  # reproducible
+    # without labels: each class with its training frequency (2:2:1), i.e. the pooled latents
+    pooled = gmm(5000, generator=torch.Generator().manual_seed(2))
+    assert torch.allclose(pooled.mean(0), latents.mean(0), atol=0.2)
+
+
+def test_class_conditional_gmm_needs_every_class_in_the_training_labels() -> None:
+    latents, labels, _ = class_latents()
+    with pytest.raises(ConfigError, match="fewer than 2 images of class 3"):
+        LatentGMM.fit(latents, components=2, labels=labels, num_classes=4)
+    with pytest.raises(ConfigError, match=r"must lie in 0\.\.1"):
+        LatentGMM.fit(latents, components=2, labels=labels, num_classes=2)
+    with pytest.raises(ConfigError, match="fewer than 2 images of class 2"):
+        LatentGMM.fit(latents[:6], components=3, labels=labels[:6], num_classes=3)  # 3, 2, 1
+    few = LatentGMM.fit(latents[:10], components=3, labels=labels[:10], num_classes=3)
+    assert [len(m.weights) for m in few.mixtures] == [3, 3, 2]  # at most one per image
+
+
+def test_gmm_fitted_to_a_cvaes_training_latents_per_class(cvae_checkpoint: Path) -> None:
     model, _ = load_model(cvae_checkpoint)
     datamodule = MNISTEmbeddedDataModule(data_dir="unused")
-    means = encoded_means(model, datamodule.real_images("train"), datamodule.real_labels("train"))
+    labels = datamodule.real_labels("train")
+    means = encoded_means(model, datamodule.real_images("train"), labels)
     gmm = fit_latent_gmm(model, datamodule, components=3, seed=0)
-    z = gmm(5000, torch.Generator().manual_seed(0))
-    assert z.shape == (5000, model.latent_dim) and means.shape[1] == model.latent_dim
-    assert torch.allclose(z.mean(0), means.mean(0), atol=0.1 * means.std(0).max().item())
+    assert len(gmm.mixtures) == model.num_classes
+    wanted = torch.full((2000,), 7)
+    z = gmm(2000, wanted, torch.Generator().manual_seed(0))
+    sevens = means[labels == 7]
+    assert z.shape == (2000, model.latent_dim)
+    assert torch.allclose(z.mean(0), sevens.mean(0), atol=0.1 * sevens.std(0).max().item())
+    model.latent_sampler = gmm  # generate hands its labels to the sampler
+    images = model.generate(4, torch.Generator().manual_seed(0), labels=torch.full((4,), 7))
+    expected_z = gmm(4, torch.full((4,), 7), torch.Generator().manual_seed(0)).to(model.device)
+    assert torch.allclose(images, model.decode(expected_z, torch.full((4,), 7)).clamp(-1, 1))
 
 
 def test_eval_with_the_gmm_sampler_reports_both_fids(

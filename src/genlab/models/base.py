@@ -160,8 +160,14 @@ class GenerativeModule(pl.LightningModule):
         """
         return iterations
 
-    def sample_latent(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """Draw z ~ N(0, I). With a seeded CPU `generator` the draw is the same on any device."""
+    def sample_latent(
+        self, n: int, generator: torch.Generator | None = None, labels: Tensor | None = None
+    ) -> Tensor:
+        """Draw z ~ N(0, I). With a seeded CPU `generator` the draw is the same on any device.
+
+        `labels` (the classes the latents will be decoded with) do not change the prior; a
+        VAE's ex-post sampler reads them.
+        """
         if generator is None:
             return torch.randn(n, self.latent_dim, device=self.device)
         return torch.randn(n, self.latent_dim, generator=generator).to(self.device)
@@ -212,9 +218,9 @@ class GenerativeModule(pl.LightningModule):
         """
         labels = self.check_labels(labels, n)
         with evaluating(self):
-            z = self.sample_latent(n, generator)
             if labels is None:
                 labels = self.sample_labels(n, generator)
+            z = self.sample_latent(n, generator, labels)
             chunks = z.split(batch_size)
             label_chunks = labels.split(batch_size) if labels is not None else [None] * len(chunks)
             images = [self.decode(zc, yc) for zc, yc in zip(chunks, label_chunks, strict=True)]

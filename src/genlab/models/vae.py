@@ -34,8 +34,9 @@ from genlab.utils.errors import ConfigError
 LIKELIHOODS = ("bernoulli", "gaussian")
 OBJECTIVES = ("elbo", "iwae")
 
-#: draws n latents (with an optional seeded CPU generator), e.g. a fitted LatentGMM
-LatentSampler = Callable[[int, torch.Generator | None], Tensor]
+#: draws n latents for the decoder to read with `labels` (None: unconditional or drawn), with
+#: an optional seeded CPU generator, e.g. a fitted LatentGMM
+LatentSampler = Callable[[int, Tensor | None, torch.Generator | None], Tensor]
 
 
 class VAEModule(GenerativeModule):
@@ -103,11 +104,13 @@ class VAEModule(GenerativeModule):
         self.gaussian_sigma = gaussian_sigma
         self.latent_sampler: LatentSampler | None = None
 
-    def sample_latent(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """z from `latent_sampler` when one is set, else from the prior N(0, I)."""
+    def sample_latent(
+        self, n: int, generator: torch.Generator | None = None, labels: Tensor | None = None
+    ) -> Tensor:
+        """z from `latent_sampler` (given the labels) when one is set, else from the prior."""
         if self.latent_sampler is None:
-            return super().sample_latent(n, generator)
-        return self.latent_sampler(n, generator).to(self.device)
+            return super().sample_latent(n, generator, labels)
+        return self.latent_sampler(n, labels, generator).to(self.device)
 
     def decode(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
         """The mean image of p(x|z[, y]), mapped to [-1, 1]."""
