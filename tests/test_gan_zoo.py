@@ -226,6 +226,19 @@ def test_ema_with_zero_decay_is_the_current_weights(make_config: MakeConfig) -> 
             assert torch.equal(ckpt["state_dict"][key], value), key
 
 
+def test_an_ema_checkpoint_resumes_only_with_ema(make_config: MakeConfig) -> None:
+    ckpt_path = ema_run(make_config, decay=0.9)
+    written = ckpt_path.read_bytes()
+    without_ema = make_config(overrides=[*QUICK, f"ckpt_path={ckpt_path}", "trainer.max_epochs=2"])
+    with pytest.raises(ConfigError, match="resume with callbacks=ema"):
+        train(without_ema)  # would go on training from the average, not the trained weights
+    assert ckpt_path.read_bytes() == written  # nothing lost
+    steps = torch.load(ckpt_path, weights_only=False)["global_step"]
+    train(make_config(overrides=[*QUICK, "callbacks=ema", f"ckpt_path={ckpt_path}",
+                                 "trainer.max_epochs=2"]))  # fmt: skip
+    assert torch.load(ckpt_path, weights_only=False)["global_step"] > steps
+
+
 # --- every GAN recipe trains --------------------------------------------------------------
 
 TINY_NETS = ["model.generator.width=8", "model.discriminator.width=8"]

@@ -25,7 +25,7 @@ from genlab.utils.config_checks import (
     check_top_level_keys,
     check_trainer_steps,
 )
-from genlab.utils.errors import user_errors_reported
+from genlab.utils.errors import ConfigError, user_errors_reported
 from genlab.utils.instantiate import build, build_all
 from genlab.utils.overrides_check import checked_entry_point
 from genlab.utils.paths import config_dir
@@ -56,16 +56,35 @@ def weight_averaging_last(callbacks: list[pl.Callback]) -> list[pl.Callback]:
     return [c for c in callbacks if not isinstance(c, WeightAveraging)] + averaging
 
 
+def check_resume_averaging(
+    averaged_checkpoint: bool, callbacks: list[pl.Callback], ckpt_path: Path
+) -> None:
+    """A checkpoint written with weight averaging resumes only with it.
+
+    Its `state_dict` holds the averaged weights and the weights being trained sit beside
+    them (`current_model_state`); only the averaging callback puts those back, and without
+    it training would silently go on from the average.
+    """
+    if averaged_checkpoint and not any(isinstance(c, WeightAveraging) for c in callbacks):
+        raise ConfigError(
+            f"{ckpt_path} was written with weight averaging: its weights are the average, "
+            "not the ones being trained; resume with callbacks=ema (as the run was trained)"
+        )
+
+
 def train(cfg: DictConfig) -> float | None:
     """Fit the configured model; return the best value of `optimized_metric` (for sweepers)."""
     check_top_level_keys(cfg)
     check_numeric_types(cfg)
     check_trainer_steps(cfg)
-    ckpt_path = None
+    ckpt_path, averaged_checkpoint = None, False
     if cfg.ckpt_path:
         runs_dir = Path(cfg.paths.log_dir) / cfg.task_name
         ckpt_path = resume_path(cfg.ckpt_path, runs_dir, this_run=Path(cfg.paths.output_dir))
-        continue_wandb_run(cfg, read_checkpoint(ckpt_path))  # a bad file fails here, in one line
+        checkpoint = read_checkpoint(ckpt_path)  # a bad file fails here, in one line
+        continue_wandb_run(cfg, checkpoint)
+        averaged_checkpoint = "current_model_state" in checkpoint  # see check_resume_averaging
+        del checkpoint  # the Trainer reads the file itself; do not hold a copy while training
     if cfg.seed is not None:
         pl.seed_everything(cfg.seed, workers=True)
 
@@ -82,6 +101,7 @@ def train(cfg: DictConfig) -> float | None:
     if metrics is not None:
         callbacks.append(metrics)
     callbacks = weight_averaging_last(callbacks)
+    check_resume_averaging(averaged_checkpoint, callbacks, ckpt_path)
     loggers = build_all("logger", cfg.logger)
     trainer: pl.Trainer = build(
         "trainer",
