@@ -155,6 +155,4 @@ def fit_latent_gmm(
     for a conditional VAE)."""
     images, labels = datamodule.real_images("train"), datamodule.real_labels("train")
     latents = encoded_means(vae, images, labels)
-    if not vae.conditional:
-        return LatentGMM.fit(latents, components, seed)
-    return LatentGMM.fit(latents, components, seed, labels, vae.num_classes)
+    return LatentGMM.fit(latents, components, seed, vae.batch_labels(labels), vae.num_classes)
