@@ -52,7 +52,7 @@ def test_bad_arguments_are_refused(argv: list[str]) -> None:
 
 def test_the_plain_loop_refuses_options_it_does_not_reproduce() -> None:
     from genlab.bench.training import options_the_plain_loop_lacks
-    from tests.test_models import tiny_gan, tiny_vae
+    from tests.helpers.tiny import tiny_gan, tiny_vae
 
     assert options_the_plain_loop_lacks(tiny_gan()) == []
     lacking = options_the_plain_loop_lacks(tiny_gan(r1_gamma=1.0, augment=["cutout"]))

@@ -24,7 +24,7 @@ from genlab.utils.errors import ConfigError
 from genlab.visualize import class_per_row
 from tests.conftest import TINY_RUN
 from tests.helpers.fake_datasets import write_cifar10
-from tests.test_models import fit, tiny_gan
+from tests.helpers.tiny import fit, tiny_gan
 
 MakeConfig = Callable[..., DictConfig]
 

@@ -8,55 +8,12 @@ from functools import partial
 import pytest
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, TensorDataset
 
-from genlab.models import GANModule, VAEModule
+from genlab.models import GANModule
 from genlab.models.base import accepts_fused
-from genlab.nets.conv_vae import ConvDecoder, ConvEncoder
 from genlab.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from genlab.utils.errors import ConfigError
-
-LATENT = 8
-
-
-def tiny_gan(**kwargs: object) -> GANModule:
-    return GANModule(
-        generator=DCGANGenerator(latent_dim=LATENT, width=8),
-        discriminator=DCGANDiscriminator(width=8),
-        optimizer=partial(torch.optim.Adam, lr=2e-4, betas=(0.5, 0.999)),
-        latent_dim=LATENT,
-        **kwargs,
-    )
-
-
-def tiny_vae(**kwargs: object) -> VAEModule:
-    return VAEModule(
-        encoder=ConvEncoder(latent_dim=LATENT, width=8, hidden=32),
-        decoder=ConvDecoder(latent_dim=LATENT, width=8, hidden=32),
-        optimizer=partial(torch.optim.Adam, lr=1e-3),
-        latent_dim=LATENT,
-        **kwargs,
-    )
-
-
-def loader(n: int = 64, batch_size: int = 8) -> DataLoader:
-    images = torch.rand(n, 1, 28, 28) * 2 - 1
-    return DataLoader(TensorDataset(images, torch.zeros(n, dtype=torch.long)), batch_size)
-
-
-def fit(model: pl.LightningModule, iterations: int, **trainer_kwargs: object) -> pl.Trainer:
-    settings = {
-        "accelerator": "cpu",
-        "max_steps": model.optimizer_steps_for(iterations),
-        "max_epochs": 100,
-        "logger": False,
-        "enable_checkpointing": False,
-        "enable_progress_bar": False,
-        "enable_model_summary": False,
-    }
-    trainer = pl.Trainer(**(settings | trainer_kwargs))
-    trainer.fit(model, train_dataloaders=loader())
-    return trainer
+from tests.helpers.tiny import LATENT, fit, tiny_gan, tiny_vae
 
 
 class CountBatches(pl.Callback):

@@ -94,7 +94,7 @@ def test_gan_fp16_loss_scaling_goes_through_manual_backward() -> None:
     """
     from pytorch_lightning.plugins.precision import MixedPrecision
 
-    from tests.test_models import fit, tiny_gan
+    from tests.helpers.tiny import fit, tiny_gan
 
     scaler = torch.amp.GradScaler("cpu", init_scale=2.0**16)
     model = tiny_gan()
