@@ -199,7 +199,9 @@ def expected_gan_gradient(
     fake = fake.detach()
     objective = d_objective(loss, critic(real, real_labels), critic(fake, fake_labels))
     penalties: dict[str, float] = {}
-    if settings.get("gradient_penalty"):  # lambda E[(||grad D(x_hat)|| - 1)^2], x_hat on real-fake lines
+    if settings.get(
+        "gradient_penalty"
+    ):  # lambda E[(||grad D(x_hat)|| - 1)^2], x_hat on real-fake lines
         (recorded,) = step.penalty_inputs
         eps = interpolation_weights(recorded, transform(real), transform(fake)).view(-1, 1, 1, 1)
         assert ((eps >= 0) & (eps <= 1)).all() and eps.std() > 0.05  # eps ~ U[0, 1] per image
@@ -275,7 +277,14 @@ def test_logged_penalty_is_the_unweighted_term(key: str) -> None:
 def test_n_critic_updates_d_every_batch_and_g_every_nth() -> None:
     steps = check_gan_steps({"n_critic": 3}, iterations=6)
     assert [(s.batch_idx % 4, s.network[0]) for s in steps] == [
-        (0, "d"), (1, "d"), (2, "d"), (2, "g"), (3, "d"), (0, "d"), (1, "d"), (1, "g"),
+        (0, "d"),
+        (1, "d"),
+        (2, "d"),
+        (2, "g"),
+        (3, "d"),
+        (0, "d"),
+        (1, "d"),
+        (1, "g"),
     ]  # fmt: skip (4 batches per epoch: the 6 iterations span two epochs)
 
 
@@ -388,4 +397,3 @@ def test_kl_weight_changes_the_gradient_visibly() -> None:
     for other in (expected_vae_gradient({}, step), expected_vae_gradient({"beta": 0.0}, step)):
         diff = sum((beta_four[k] - other[k]).norm() ** 2 for k in other) ** 0.5
         assert diff > 1e-2 * sum(g.norm() ** 2 for g in other.values()) ** 0.5
-
