@@ -10,7 +10,7 @@ CKPT   ?=
 RUN    ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install train sweep sample eval report tensorboard fid-classifier bench test lint format clean
+.PHONY: help install train sweep sample eval report tensorboard fid-classifier bench test test-fast mutation lint format clean
 
 help: ## list every target
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -50,6 +50,13 @@ bench: $(STAMP) ## training/eval throughput, genlab vs a plain loop: table + out
 test: $(STAMP) ## run the whole test suite (what CI runs)
 	$(BIN)/python -m pytest $(ARGS)
 
+test-fast: $(STAMP) ## the inner loop: every test not marked slow (no subprocesses, no learning runs)
+	$(BIN)/python -m pytest -m "not slow" $(ARGS)
+
+mutation: $(STAMP) ## mutation testing of losses, models, metrics, augment, checkpoints (hours); per-module score
+	$(BIN)/mutmut run --max-children $(or $(JOBS),2)
+	$(BIN)/python scripts/mutation_report.py --survivors
+
 lint: $(STAMP) ## check style and common bugs with ruff
 	$(BIN)/ruff check src tests scripts
 	$(BIN)/ruff format --check src tests scripts
@@ -58,6 +65,6 @@ format: $(STAMP) ## rewrite code in the project's style with ruff
 	$(BIN)/ruff check --fix src tests scripts
 	$(BIN)/ruff format src tests scripts
 
-clean: ## remove caches, build files and run outputs (keeps .venv and data/)
-	rm -rf outputs .pytest_cache .ruff_cache build dist
+clean: ## remove caches, build files, run outputs and mutants (keeps .venv and data/)
+	rm -rf outputs .pytest_cache .ruff_cache build dist mutants
 	find . -name __pycache__ -type d -prune -not -path "./$(VENV)/*" -exec rm -rf {} +

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from hydra.utils import instantiate
+from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from genlab.utils.paths import config_dir
@@ -16,6 +16,16 @@ GROUPS = ["data", "model", "model/net", "trainer", "logger", "callbacks", "metri
           "experiment", "debug", "paths", "hparams_search"]  # fmt: skip
 NET_FOR_MODEL = {"conv_vae": "vae"}  # a net option needs its model; the rest are GAN nets
 DATA_FOR_NET = {"resnet": "cifar10"}  # nets for 32x32 images; the rest fit MNIST's 28x28
+
+
+def targets(node: object) -> list[str]:
+    """Every `_target_` in a resolved config tree."""
+    if isinstance(node, dict):
+        own = [node["_target_"]] if "_target_" in node else []
+        return own + [t for value in node.values() for t in targets(value)]
+    if isinstance(node, list):
+        return [t for value in node for t in targets(value)]
+    return []
 
 
 def options(group: str) -> list[str]:
@@ -43,8 +53,9 @@ def test_every_config_composes_and_resolves(
 ) -> None:
     cfg = make_config("train", group_override(group, option))
     # Resolving every interpolation catches a key that points at nothing.
-    assert cfg.model._target_
-    OmegaConf.to_container(cfg, resolve=True)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    for target in targets(resolved):  # and a `_target_` that names nothing
+        assert callable(get_object(target)), target
 
 
 @pytest.mark.parametrize("net", options("model/net"))
@@ -52,7 +63,9 @@ def test_every_net_option_fits_its_data(make_config: Callable[..., DictConfig], 
     data = f"data={DATA_FOR_NET.get(net, 'mnist_embedded')}"
     cfg = make_config("train", [*group_override("model/net", net), data])
     model = instantiate(cfg.model)
-    model.check_fits((cfg.data.channels, cfg.data.image_size, cfg.data.image_size))
+    image_shape = (cfg.data.channels, cfg.data.image_size, cfg.data.image_size)
+    model.check_fits(image_shape)
+    assert model.generate(2).shape == (2, *image_shape)
 
 
 def test_every_yaml_key_is_commented() -> None:

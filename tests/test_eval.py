@@ -43,9 +43,6 @@ def test_eval_writes_every_field_for_a_vae(
     assert results["extractor"] == "lenet" and len(results["weights_sha256"]) == 64
     assert results["n_samples"] == 300 and results["iw_samples"] == 4
     assert results["real_split"] == "test" and results["pr_samples"] == min(300, results["n_real"])
-    assert results["is_mean"] > 1 and results["kid_std"] >= 0
-    assert 0 <= results["precision"] <= 1 and 0 <= results["recall"] <= 1
-    assert results["fid"] > 0 and results["sampling_images_per_second"] > 0
     assert results["iw_nll_nats"] <= -results["test_elbo_nats"] + 1.0  # bound, up to sampling noise
     assert results["iw_nll_bits_per_dim"] == pytest.approx(
         results["iw_nll_nats"] / (784 * 0.6931471805599453)

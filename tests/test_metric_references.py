@@ -11,6 +11,7 @@ from pytorch_fid.fid_score import calculate_frechet_distance
 from genlab.metrics.extractors import FeatureExtractor
 from genlab.metrics.precision_recall import precision_recall
 from genlab.metrics.suite import MetricSuite
+from tests.helpers.references import reference_precision_recall, unbiased_mmd2_cubic
 
 
 class Identity(FeatureExtractor):
@@ -54,16 +55,6 @@ def test_fid_equals_pytorch_fid_on_the_same_moments() -> None:
     assert scores(real, fake, kid_subset_size=100)["fid"] == pytest.approx(expected, rel=1e-6)
 
 
-def unbiased_mmd2_cubic(x: np.ndarray, y: np.ndarray) -> float:
-    """Bińkowski et al. 2018: the unbiased MMD^2 with k(a, b) = (a.b / d + 1)^3."""
-    d = x.shape[1]
-    k_xx, k_yy, k_xy = ((a @ b.T / d + 1) ** 3 for a, b in ((x, x), (y, y), (x, y)))
-    m, n = len(x), len(y)
-    within_x = (k_xx.sum() - np.trace(k_xx)) / (m * (m - 1))
-    within_y = (k_yy.sum() - np.trace(k_yy)) / (n * (n - 1))
-    return float(within_x + within_y - 2 * k_xy.mean())
-
-
 def test_kid_is_the_unbiased_mmd_with_the_cubic_kernel() -> None:
     # With subsets as large as both sets, every subset holds all points: KID is one MMD^2.
     real, fake = feature_sets(200, 200)
@@ -71,21 +62,6 @@ def test_kid_is_the_unbiased_mmd_with_the_cubic_kernel() -> None:
     expected = unbiased_mmd2_cubic(real.astype(np.float32), fake.astype(np.float32))
     assert result["kid_mean"] == pytest.approx(expected, rel=1e-3)
     assert result["kid_std"] == pytest.approx(0.0, abs=1e-6 * abs(expected))
-
-
-def reference_precision_recall(real: np.ndarray, fake: np.ndarray, k: int) -> tuple[float, float]:
-    """Kynkäänniemi et al. 2019 with full distance matrices: a point is inside a set's manifold
-    when it lies within the k-th nearest-neighbour radius of some point of that set."""
-
-    def radii(points: np.ndarray) -> np.ndarray:
-        distances = np.linalg.norm(points[:, None] - points[None], axis=-1)
-        return np.sort(distances, axis=1)[:, k]  # column 0 is the point itself
-
-    def inside(queries: np.ndarray, points: np.ndarray) -> float:
-        distances = np.linalg.norm(queries[:, None] - points[None], axis=-1)
-        return float((distances <= radii(points)[None]).any(axis=1).mean())
-
-    return inside(fake, real), inside(real, fake)
 
 
 def test_precision_recall_match_the_papers_definition() -> None:

@@ -5,13 +5,10 @@ from __future__ import annotations
 import csv
 from collections.abc import Callable
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
-import torch
 from omegaconf import DictConfig
 
-from genlab.metrics.callback import metric_sampler
 from genlab.train import train
 from tests.conftest import TINY_RUN
 
@@ -31,10 +28,3 @@ def test_every_n_epochs_measures_the_first_validation_then_every_nth(
     assert {"val/kid_lenet", "val/kid_std_lenet", "val/is_lenet"} <= rows[0].keys()
     assert best == pytest.approx(min(float(r["val/fid_lenet"]) for r in rows), rel=1e-6)
     assert (run_dir / "checkpoints" / "best.ckpt").is_file()
-
-
-def test_metrics_sample_from_the_models_hook_when_it_has_one() -> None:
-    plain = SimpleNamespace(generate=lambda n, generator=None, batch_size=500: torch.zeros(n))
-    assert metric_sampler(plain) is plain.generate
-    ema = SimpleNamespace(generate=plain.generate, sample_for_metrics=lambda n, **_: torch.ones(n))
-    assert metric_sampler(ema) is ema.sample_for_metrics

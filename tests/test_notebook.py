@@ -15,6 +15,8 @@ from omegaconf import DictConfig
 from genlab.train import train
 from tests.conftest import TINY_RUN
 
+pytestmark = pytest.mark.slow  # runs the notebook in a kernel on fresh training runs
+
 MakeConfig = Callable[..., DictConfig]
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "explore.ipynb"
 

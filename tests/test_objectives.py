@@ -118,6 +118,19 @@ def gradients(objective: Tensor, module: nn.Module, prefix: str) -> dict[str, Te
     return {f"{prefix}.{name}": g for name, g in zip(params, grads, strict=True)}
 
 
+def decisive(model: pl.LightningModule) -> pl.LightningModule:
+    """Scale the output layer of D (GAN) or of the encoder (VAE) up from its small initial
+    weights, so that logits, D's probabilities and the KL term differ visibly between
+    images and between terms from the first step: a scalar logged from the wrong term then
+    differs from the right one by more than rounding."""
+    with torch.no_grad():
+        if isinstance(model, GANModule):
+            model.discriminator.head.weight.mul_(50.0)
+        else:
+            model.encoder.head[-1].weight.mul_(10.0)
+    return model
+
+
 def record(model: pl.LightningModule, iterations: int, **trainer_kwargs: object) -> StepRecorder:
     """Train `model` for `iterations` batches of 8 and return what each optimizer step saw."""
     recorder = StepRecorder()
@@ -130,8 +143,8 @@ def record(model: pl.LightningModule, iterations: int, **trainer_kwargs: object)
 
 def d_objective(loss: str, real: Tensor, fake: Tensor) -> Tensor:
     """The discriminator's loss on logits D(x) (`real`) and D(G(z)) (`fake`)."""
-    if loss == "nonsaturating":  # -[log D(x) + log(1 - D(G(z)))], D = sigmoid
-        return -(F.logsigmoid(real).mean() + torch.log1p(-torch.sigmoid(fake)).mean())
+    if loss == "nonsaturating":  # -[log D(x) + log(1 - D(G(z)))], D = sigmoid, 1 - D(l) = D(-l)
+        return -(F.logsigmoid(real).mean() + F.logsigmoid(-fake).mean())
     if loss == "hinge":  # E[max(0, 1 - D(x))] + E[max(0, 1 + D(G(z)))]
         return torch.clamp(1 - real, min=0).mean() + torch.clamp(1 + fake, min=0).mean()
     if loss == "wasserstein":  # E[D(G(z))] - E[D(x)]
@@ -144,7 +157,7 @@ def d_objective(loss: str, real: Tensor, fake: Tensor) -> Tensor:
 def g_objective(loss: str, fake: Tensor) -> Tensor:
     """The generator's loss on the logits D(G(z))."""
     if loss == "nonsaturating":  # -log D(G(z))
-        return -torch.log(torch.sigmoid(fake)).mean()
+        return -F.logsigmoid(fake).mean()
     if loss in {"hinge", "wasserstein"}:  # -E[D(G(z))]
         return -fake.mean()
     if loss == "lsgan":  # 1/2 E[(D(G(z)) - 1)^2]
@@ -178,11 +191,12 @@ def expected_gan_gradient(
     settings: dict[str, Any], step: OptimizerStep, augment: nn.Module | None
 ) -> tuple[dict[str, Tensor], dict[str, float]]:
     """The gradient of the documented objective of `step.network` at the step's weights,
-    and the unweighted penalties it contains."""
+    and the scalars the step should log: its loss (without penalties), the mean D
+    probabilities, and each penalty unweighted."""
     model = tiny_gan(**settings)
     model.load_state_dict(step.state)
     model.train()
-    G, D = model.generator, model.discriminator  # noqa: N806 (the papers' names)
+    G, D = model.generator, model.discriminator
     transform = augment if augment is not None else nn.Identity()
     real, labels = step.batch
     real_labels = labels if model.conditional else None
@@ -194,11 +208,17 @@ def expected_gan_gradient(
 
     fake = G(z) if fake_labels is None else G(z, fake_labels)
     if step.network == "generator":
-        return gradients(g_objective(loss, critic(fake, fake_labels)), G, "generator"), {}
+        g_loss = g_objective(loss, critic(fake, fake_labels))
+        return gradients(g_loss, G, "generator"), {"train/g_loss": g_loss.item()}
 
     fake = fake.detach()
-    objective = d_objective(loss, critic(real, real_labels), critic(fake, fake_labels))
-    penalties: dict[str, float] = {}
+    real_logits, fake_logits = critic(real, real_labels), critic(fake, fake_labels)
+    objective = d_objective(loss, real_logits, fake_logits)
+    logged = {
+        "train/d_loss": objective.item(),
+        "train/d_real": torch.sigmoid(real_logits).mean().item(),  # E[D(x)]
+        "train/d_fake": torch.sigmoid(fake_logits).mean().item(),  # E[D(G(z))]
+    }
     if settings.get(
         "gradient_penalty"
     ):  # lambda E[(||grad D(x_hat)|| - 1)^2], x_hat on real-fake lines
@@ -210,14 +230,14 @@ def expected_gan_gradient(
         (grad,) = torch.autograd.grad(critic(x_hat, real_labels).sum(), x_hat, create_graph=True)
         gp = ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
         objective = objective + settings["gradient_penalty"] * gp
-        penalties["train/gp"] = gp.item()
+        logged["train/gp"] = gp.item()
     if settings.get("r1_gamma"):  # gamma / 2 E[||grad D(x)||^2] on real images
         x = real.clone().requires_grad_(True)
         (grad,) = torch.autograd.grad(critic(x, real_labels).sum(), x, create_graph=True)
         r1 = grad.flatten(1).pow(2).sum(1).mean()
         objective = objective + settings["r1_gamma"] / 2 * r1
-        penalties["train/r1"] = r1.item()
-    return gradients(objective, D, "discriminator"), penalties
+        logged["train/r1"] = r1.item()
+    return gradients(objective, D, "discriminator"), logged
 
 
 def check_gan_steps(settings: dict[str, Any], iterations: int, stand_in: bool = False) -> list:
@@ -229,7 +249,7 @@ def check_gan_steps(settings: dict[str, Any], iterations: int, stand_in: bool = 
         augment = model.augment = AffineAugment()
     recorder = record(model, iterations, log_every_n_steps=1)
     for step in recorder.steps:
-        expected, penalties = expected_gan_gradient(settings, step, augment)
+        expected, _ = expected_gan_gradient(settings, step, augment)
         assert_same_gradient(step.grads, expected)
     return recorder.steps
 
@@ -263,15 +283,21 @@ def test_penalty_weights_visibly_scale_the_discriminators_gradient(settings: dic
         assert diff > 1e-2 * sum(g.norm() ** 2 for g in other.values()) ** 0.5
 
 
-@pytest.mark.parametrize("key", ["gradient_penalty", "r1_gamma"])
-def test_logged_penalty_is_the_unweighted_term(key: str) -> None:
-    settings = {key: 10.0}
-    model = tiny_gan(**settings)
+@pytest.mark.parametrize(
+    "settings", [{}, {"gradient_penalty": 10.0}, {"r1_gamma": 10.0}, {"loss": "hinge"}]
+)
+def test_gan_logs_what_its_step_computed(settings: dict) -> None:
+    """train/d_loss (without penalties), train/g_loss, the mean D probabilities, and each
+    penalty unweighted, of the one batch trained on."""
     recorder = StepRecorder()
-    trainer = fit(model, 1, data=loader(n=8), callbacks=[recorder], log_every_n_steps=1)
-    _, penalties = expected_gan_gradient(settings, recorder.steps[0], None)
-    ((name, value),) = penalties.items()
-    assert trainer.callback_metrics[name].item() == pytest.approx(value, rel=1e-4)
+    trainer = fit(decisive(tiny_gan(**settings)), 1, data=loader(n=8), callbacks=[recorder],
+                  log_every_n_steps=1)  # fmt: skip
+    expected = {}
+    for step in recorder.steps:
+        expected |= expected_gan_gradient(settings, step, None)[1]
+    logged = {k: v.item() for k, v in trainer.callback_metrics.items() if k in expected}
+    assert logged == pytest.approx(expected, rel=1e-5)
+    assert len(expected) == 4 + len(settings.keys() - {"loss"})
 
 
 def test_n_critic_updates_d_every_batch_and_g_every_nth() -> None:
@@ -333,9 +359,13 @@ def log_likelihood(likelihood: str, decoded: Tensor, x: Tensor, sigma: float) ->
     return per_pixel.flatten(1).sum(1)
 
 
-def expected_vae_gradient(settings: dict[str, Any], step: OptimizerStep) -> dict[str, Tensor]:
+def expected_vae_gradient(
+    settings: dict[str, Any], step: OptimizerStep
+) -> tuple[dict[str, Tensor], dict[str, float]]:
     """The gradient of the documented objective (negative ELBO with the KL weight of that
-    step, or the negative IWAE bound) with the step's weights, batch and noise."""
+    step, or the negative IWAE bound) with the step's weights, batch and noise, and the
+    scalars the step should log: train/loss is the bound itself (-ELBO, unweighted by beta,
+    or -L_k), with the ELBO's terms."""
     model = tiny_vae(**settings)
     model.load_state_dict(step.state)
     model.train()
@@ -358,15 +388,23 @@ def expected_vae_gradient(settings: dict[str, Any], step: OptimizerStep) -> dict
         log_px = log_likelihood(likelihood, decoded, x.repeat(k, 1, 1, 1), sigma).view(k, -1)
         log_w = log_px + Normal(0.0, 1.0).log_prob(z).sum(-1) - q.log_prob(z).sum(-1)
         objective = -(torch.logsumexp(log_w, 0) - math.log(k)).mean()
+        logged = {"train/loss": objective.item()}
     else:  # E_q[-log p(x|z)] + w_t KL(q(z|x) || N(0, I)), one sample
         z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
         kl = kl_divergence(q, Normal(0.0, 1.0)).sum(1)
         beta, warmup = settings.get("beta", 1.0), settings.get("kl_warmup_steps", 0)
         weight = beta * min(1.0, (step.batch_idx + 1) / warmup) if warmup else beta
-        objective = (-log_likelihood(likelihood, decode(z, y), x, sigma) + weight * kl).mean()
+        recon = -log_likelihood(likelihood, decode(z, y), x, sigma)
+        objective = (recon + weight * kl).mean()
+        logged = {
+            "train/loss": (recon + kl).mean().item(),
+            "train/recon": recon.mean().item(),
+            "train/kl": kl.mean().item(),
+            "train/beta": weight,
+        }
     params = dict(model.named_parameters())
     grads = torch.autograd.grad(objective, list(params.values()))
-    return dict(zip(params, grads, strict=True))
+    return dict(zip(params, grads, strict=True)), logged
 
 
 VAE_CASES = {
@@ -384,16 +422,21 @@ VAE_CASES = {
 @pytest.mark.parametrize("case", list(VAE_CASES))
 def test_vae_backpropagates_its_documented_objective(case: str) -> None:
     settings = VAE_CASES[case]
-    recorder = record(tiny_vae(**settings), iterations=4)
+    recorder = StepRecorder()
+    trainer = fit(decisive(tiny_vae(**settings)), 4, data=loader(n=32), callbacks=[recorder],
+                  log_every_n_steps=1)  # fmt: skip
     assert [s.batch_idx for s in recorder.steps] == [0, 1, 2, 3]
     for step in recorder.steps:
-        assert_same_gradient(step.grads, expected_vae_gradient(settings, step))
+        expected, logged = expected_vae_gradient(settings, step)
+        assert_same_gradient(step.grads, expected)
+    got = {k: v.item() for k, v in trainer.callback_metrics.items() if k.startswith("train/")}
+    assert got == pytest.approx(logged, rel=1e-5)  # the last step's scalars
 
 
 def test_kl_weight_changes_the_gradient_visibly() -> None:
     """The ELBO comparison can tell beta = 4 from beta = 1 and from a dropped KL term."""
     (step,) = record(tiny_vae(beta=4.0), iterations=1).steps
-    beta_four = expected_vae_gradient({"beta": 4.0}, step)
-    for other in (expected_vae_gradient({}, step), expected_vae_gradient({"beta": 0.0}, step)):
+    beta_four, _ = expected_vae_gradient({"beta": 4.0}, step)
+    for other, _ in (expected_vae_gradient({}, step), expected_vae_gradient({"beta": 0.0}, step)):
         diff = sum((beta_four[k] - other[k]).norm() ** 2 for k in other) ** 0.5
         assert diff > 1e-2 * sum(g.norm() ** 2 for g in other.values()) ** 0.5

@@ -15,6 +15,8 @@ from genlab.report.table import duration
 from tests.test_cli import BIN, run
 from tests.test_sweeps import sweep
 
+pytestmark = pytest.mark.slow  # sweeps as subprocesses, then the report
+
 PLOTS = ("losses.png", "fid.png", "samples.png")
 
 

@@ -20,6 +20,8 @@ from genlab.train import train
 from tests.conftest import TINY_RUN
 from tests.test_cli import BIN, run
 
+pytestmark = pytest.mark.slow  # DDP ranks as processes, mixed precision runs
+
 
 def logged_rows(run_dir: Path) -> list[dict[str, str]]:
     with open(run_dir / "csv" / "metrics.csv") as f:

@@ -18,6 +18,8 @@ from genlab.utils.resolvers import sweep_name
 from tests.conftest import TINY_RUN, compose_config
 from tests.test_cli import BIN, run
 
+pytestmark = pytest.mark.slow  # every launcher runs real sweeps as subprocesses
+
 
 def sweep(tmp_path: Path, *overrides: str, check: bool = True):
     """Run `genlab-train -m` with tiny jobs; return (the one sweep directory, the process)."""

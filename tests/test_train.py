@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from omegaconf import DictConfig
+from torchvision.io import read_image
 
 from genlab.data import DataError
 from genlab.train import train
@@ -46,6 +47,11 @@ def test_fast_dev_run_every_model_on_every_datamodule(
         overrides.append("metrics.n_samples=100")
     cfg = make_config(overrides=overrides, data_dir=data_dir)
     train(cfg)
+    # one batch each way, and the grid of 64 samples (8 x 8, 2-pixel borders) has the data's size
+    grid = read_image(str(Path(cfg.paths.output_dir) / "samples" / "epoch_0000.png"))
+    size = cfg.data.image_size
+    assert tuple(grid.shape[1:]) == (8 * (size + 2) + 2, 8 * (size + 2) + 2)
+    assert grid.float().std() > 0  # not a blank picture
 
 
 def test_max_steps_counts_gan_iterations(make_config: MakeConfig) -> None:

@@ -73,20 +73,6 @@ def tiny_vae(num_classes: int = 0, **kwargs: object) -> VAEModule:
     )
 
 
-def test_iwae_training_step_reports_the_bound_and_trains_on_the_surrogate() -> None:
-    vae = tiny_vae(objective="iwae", iw_samples=3)
-    x = torch.rand(6, 1, 28, 28) * 2 - 1
-    logged = {}
-    vae.log = lambda name, value, **_: logged.__setitem__(name, value)  # no Trainer here
-    torch.manual_seed(0)
-    surrogate = vae.training_step((x, torch.zeros(6, dtype=torch.long)), 0)
-    torch.manual_seed(0)
-    log_w = vae.log_weights(x, vae.posterior(x), 3)
-    assert logged["train/loss"].item() == pytest.approx(-iwae_bound(log_w).mean().item(), rel=1e-5)
-    surrogate.backward()
-    assert all(p.grad is not None for p in vae.encoder.parameters())
-
-
 def test_bad_vae_objective_settings_fail_in_one_line() -> None:
     with pytest.raises(ConfigError, match="objective='iwea' is unknown"):
         tiny_vae(objective="iwea")
@@ -165,9 +151,16 @@ def test_sample_labels_makes_that_class(
     cfg = make_config("sample", [f"ckpt_path={cvae_checkpoint}", "n=8", "labels=3"])
     written = sample(cfg)
     model, _ = load_model(cvae_checkpoint)
-    threes = model.generate(8, torch.Generator().manual_seed(0), labels=torch.full((8,), 3))
+    # the decoder's Bernoulli means for the seed's prior latents, each with label 3
+    z = torch.randn(8, model.latent_dim, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        threes = torch.sigmoid(model.decoder(z, torch.full((8,), 3))) * 2 - 1
+        fives = torch.sigmoid(model.decoder(z, torch.full((8,), 5))) * 2 - 1
+    grid = read_image(str(written)).float() / 255
     expected = make_grid(threes, nrow=8, normalize=True, value_range=(-1, 1))
-    assert torch.allclose(read_image(str(written)).float() / 255, expected, atol=1 / 255)
+    assert torch.allclose(grid, expected, atol=1 / 255)
+    other = make_grid(fives, nrow=8, normalize=True, value_range=(-1, 1))
+    assert not torch.allclose(grid, other, atol=1 / 255)
 
 
 # --- the ex-post Gaussian mixture ----------------------------------------------------------
@@ -252,8 +245,8 @@ def test_eval_with_the_gmm_sampler_reports_both_fids(
     results = json.loads(Path(cfg.out_file).read_text())
     assert results["sampler"] == "gmm" and results["gmm_components"] == 3
     for key in ("fid", "kid_mean", "precision", "recall"):
-        assert results[key] >= 0 and results[f"{key}_gmm"] >= 0
-    assert results["fid"] != results["fid_gmm"]
+        assert math.isfinite(results[key]) and math.isfinite(results[f"{key}_gmm"])
+    assert results["fid"] != results["fid_gmm"]  # two samplers, two sets of images
     assert results["seconds"]["gmm_fit"] > 0
     assert math.isfinite(results["iw_nll_nats"])  # the conditional bound, with labels
 

@@ -19,6 +19,8 @@ from omegaconf import DictConfig
 from genlab.train import train
 from tests.conftest import TINY_RUN
 
+pytestmark = pytest.mark.slow  # offline W&B runs read back with the wandb CLI
+
 MakeConfig = Callable[..., DictConfig]
 WANDB = str(Path(sys.executable).parent / "wandb")
 RUN = [o for o in TINY_RUN if "max_epochs" not in o] + ["trainer.max_epochs=2", "tags=[test]"]

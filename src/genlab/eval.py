@@ -20,7 +20,6 @@ from rich.console import Console
 from rich.table import Table
 
 from genlab.checkpoints import load_model, run_datamodule
-from genlab.metrics.callback import metric_sampler
 from genlab.metrics.extractors import build_extractor
 from genlab.metrics.likelihood import likelihood_report
 from genlab.metrics.precision_recall import precision_recall
@@ -53,9 +52,8 @@ def generated_scores(
     `metrics.compute_is=false`), and the seconds that generation, features and metrics took.
     """
     m = cfg.metrics
-    sample = metric_sampler(model)
     generator = torch.Generator().manual_seed(cfg.seed)
-    images, gen_seconds = timed(lambda: sample(m.n_samples, generator, m.batch_size))
+    images, gen_seconds = timed(lambda: model.generate(m.n_samples, generator, m.batch_size))
     fake, feature_seconds = timed(
         lambda: torch.cat([suite.update(chunk).cpu() for chunk in images.split(m.batch_size)])
     )

@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import WandbLogger
-from torch import Tensor
 
 from genlab.metrics.extractors import build_extractor
 from genlab.metrics.real_features import real_features
 from genlab.metrics.suite import MetricSuite
 from genlab.utils.errors import ConfigError
-
-
-def metric_sampler(module: pl.LightningModule) -> Callable[..., Tensor]:
-    """What metrics sample from: `module.sample_for_metrics` when the model defines one
-    (e.g. to use an EMA copy of the generator), else `module.generate`. Both take
-    `(n, generator=None, batch_size=...)` and return images in [-1, 1], in eval mode.
-    """
-    return getattr(module, "sample_for_metrics", module.generate)
 
 
 class GenerativeMetrics(pl.Callback):
@@ -33,7 +23,8 @@ class GenerativeMetrics(pl.Callback):
     start of fitting. The first validation of a fit is always measured, so that the
     checkpoint monitor has a value from the start; later ones every `every_n_epochs`
     epochs (skipped epochs keep the last value for ranking checkpoints, and log nothing).
-    Generation uses `metric_sampler(pl_module)`.
+    Generation uses `pl_module.generate` (with `callbacks=ema`, the averaged weights are in
+    place while validation runs).
     """
 
     def __init__(
@@ -123,14 +114,13 @@ class GenerativeMetrics(pl.Callback):
         if not self.due(trainer):
             return
         assert self.suite is not None, "on_fit_start builds the metric suite"
-        sample = metric_sampler(pl_module)
         per_rank = math.ceil(self.n_samples / trainer.world_size)
         generator = torch.Generator().manual_seed(
             self.seed + 7919 * trainer.current_epoch + trainer.global_rank
         )
         for start in range(0, per_rank, self.batch_size):
             n = min(self.batch_size, per_rank - start)
-            self.suite.update(sample(n, generator=generator))
+            self.suite.update(pl_module.generate(n, generator=generator))
         results = self.suite.compute()  # every rank calls it: torchmetrics syncs across them
         self.suite.reset()
         logged = {

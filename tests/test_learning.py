@@ -1,0 +1,134 @@
+"""The models learn: short seeded runs on the embedded digits, each trained once per session.
+
+Each threshold was set from measured runs (the value is in the comment beside it) with a
+wide margin: the tests are about learning at all, not about hitting a number. A model
+whose objective, data or sampling is broken stays near its first epoch and fails them.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from genlab.checkpoints import load_model
+from genlab.data import MNISTEmbeddedDataModule
+from genlab.eval import evaluate
+from genlab.metrics.extractors import LeNetExtractor
+from genlab.metrics.lenet import load_lenet
+from genlab.models.base import GenerativeModule
+from genlab.train import train
+from tests.conftest import compose_config
+from tests.helpers.references import reference_precision_recall
+
+pytestmark = pytest.mark.slow
+
+# What every learning run shares: the CPU, CSV logs, no console output, FID on 1,000 samples.
+LEARNING_RUN = [
+    "trainer.accelerator=cpu",
+    "logger=csv",
+    "callbacks.progress_bar=null",
+    "callbacks.model_summary=null",
+    "trainer.enable_model_summary=false",
+    "callbacks.sample_grid.interpolation_rows=0",
+    "metrics.n_samples=1000",
+]
+
+
+def trained(tmp_path_factory: pytest.TempPathFactory, name: str, overrides: list[str]) -> Path:
+    """Train `overrides` (seed 42, as every recipe) in a fresh directory; return it."""
+    run_dir = tmp_path_factory.mktemp(name)
+    train(compose_config("train", [*LEARNING_RUN, *overrides], run_dir))
+    return run_dir
+
+
+def logged(run_dir: Path, key: str) -> list[tuple[int, float]]:
+    """(epoch or step, value) of every row of `csv/metrics.csv` that logged `key`."""
+    with open(run_dir / "csv" / "metrics.csv") as f:
+        rows = [row for row in csv.DictReader(f) if row.get(key)]
+    index = "epoch" if key.startswith("val/") else "step"
+    return [(int(row[index]), float(row[key])) for row in rows]
+
+
+def class_accuracy(model: GenerativeModule, n: int = 1000) -> float:
+    """Share of `n` samples (n / 10 per digit) that the digit classifier assigns to the
+    class they were generated for."""
+    labels = torch.arange(n) % model.num_classes
+    images = model.generate(n, torch.Generator().manual_seed(0), labels=labels)
+    with torch.no_grad():
+        predicted = load_lenet()(images)[1].argmax(1)
+    return (predicted == labels).float().mean().item()
+
+
+@pytest.fixture(scope="module")
+def quickstart_gan(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return trained(tmp_path_factory, "gan", ["experiment=quickstart", "trainer.max_epochs=3"])
+
+
+@pytest.fixture(scope="module")
+def vae(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return trained(tmp_path_factory, "vae", ["model=vae", "trainer.max_epochs=3"])
+
+
+def test_discriminator_separates_real_from_fake_early(quickstart_gan: Path) -> None:
+    (step, d_real), *_ = logged(quickstart_gan, "train/d_real")
+    (_, d_fake), *_ = logged(quickstart_gan, "train/d_fake")
+    assert step < 20
+    assert d_real - d_fake > 0.3  # measured 0.91 - 0.26 = 0.65 after 10 iterations
+
+
+def test_quickstart_fid_falls_far_below_its_start(quickstart_gan: Path) -> None:
+    fid = dict(logged(quickstart_gan, "val/fid_lenet"))
+    assert fid.keys() == {0, 1, 2}
+    assert fid[2] < 0.5 * fid[0]  # measured 1455 -> 720 -> 333 (0.23 of the start)
+
+
+def test_vae_elbo_improves_and_its_kl_stays_positive_and_bounded(vae: Path) -> None:
+    elbo = dict(logged(vae, "val/elbo"))
+    kl = dict(logged(vae, "val/kl"))
+    assert elbo[2] - elbo[0] > 15  # nats per image; measured -198.6 -> -160.8 (+38)
+    assert all(0.5 < value < 50 for value in kl.values())  # measured 2.2, 5.0, 10.6
+
+
+@pytest.mark.parametrize(
+    ("experiment", "epochs", "threshold"),
+    [
+        ("cgan_mnist", 4, 0.2),  # measured 35% after 4 epochs (chance: 10%)
+        ("cvae_mnist", 3, 0.3),  # measured 62% after 3 epochs
+    ],
+)
+def test_conditional_samples_are_of_the_requested_digit(
+    tmp_path_factory: pytest.TempPathFactory, experiment: str, epochs: int, threshold: float
+) -> None:
+    run_dir = trained(
+        tmp_path_factory, experiment, [f"experiment={experiment}", f"trainer.max_epochs={epochs}"]
+    )
+    model, _ = load_model(run_dir / "checkpoints" / "last.ckpt")
+    assert class_accuracy(model) > threshold
+
+
+def test_eval_passes_real_features_first_to_precision_recall(
+    quickstart_gan: Path, tmp_path: Path
+) -> None:
+    """Precision is the share of samples on the real manifold, recall the share of real
+    images on the samples' manifold (Kynkäänniemi et al. 2019), computed here independently
+    from the same 500 samples and the 500 test digits."""
+    ckpt = quickstart_gan / "checkpoints" / "last.ckpt"
+    cfg = compose_config("eval", [f"ckpt_path={ckpt}", "metrics.n_samples=500", "seed=0"], tmp_path)
+    evaluate(cfg)
+    results = json.loads(Path(cfg.out_file).read_text())
+    lenet = LeNetExtractor()
+    datamodule = MNISTEmbeddedDataModule(data_dir="unused")
+    model, _ = load_model(ckpt)
+    fake = model.generate(500, torch.Generator().manual_seed(0), batch_size=500)
+    with torch.no_grad():
+        real_features = lenet(datamodule.real_images("test"))[0].double().numpy()
+        fake_features = lenet(fake)[0].double().numpy()
+    precision, recall = reference_precision_recall(real_features, fake_features, k=3)
+    assert abs(precision - recall) > 0.05  # a swap would show
+    assert (results["precision"], results["recall"]) == pytest.approx((precision, recall), abs=1e-6)
+    assert np.isfinite(results["fid"])
