@@ -15,10 +15,17 @@ import pytest
 import torch
 import yaml
 from omegaconf import DictConfig, OmegaConf
+from torch.hub import HASH_REGEX
 
 from genlab.checkpoints import load_model, run_datamodule
+from genlab.metrics.extractors import (
+    INCEPTION_SHA256,
+    INCEPTION_WEIGHTS,
+    build_extractor,
+    inception_weights_path,
+)
 from genlab.train import train
-from genlab.utils.errors import ConfigError
+from genlab.utils.errors import ConfigError, GenlabError
 from genlab.utils.instantiate import check_target
 from genlab.utils.paths import config_dir
 from tests.conftest import TINY_RUN
@@ -175,3 +182,41 @@ def test_genlab_sample_refuses_a_crafted_checkpoint_in_one_line(tmp_path: Path) 
         proc.stderr.strip().splitlines()[-1].startswith("error: model._target_=torch.load is not")
     )
     assert not marker.exists()
+
+
+def test_the_inception_hash_matches_torch_hubs_name_convention() -> None:
+    """torch hub names a file `<name>-<first hex digits of its SHA-256>.<ext>`."""
+    assert HASH_REGEX.search(INCEPTION_WEIGHTS).group(1) == INCEPTION_SHA256[:8]
+    assert len(INCEPTION_SHA256) == 64
+
+
+def test_a_crafted_inception_weights_file_is_never_loaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    marker = tmp_path / "pwned"
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    weights = inception_weights_path()
+    weights.parent.mkdir(parents=True)
+    weights.write_bytes(pickle.dumps(CreatesFile(marker)))
+    with pytest.raises(Exception) as err:  # the type is checked below
+        build_extractor("inception")
+    assert not marker.exists()
+    assert isinstance(err.value, GenlabError)
+    assert str(weights) in str(err.value) and "SHA-256" in str(err.value)
+
+
+def test_a_crafted_download_is_never_loaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A mirror or proxy that serves another file under the right name."""
+    marker = tmp_path / "pwned"
+
+    def download(url: str, dst: str, hash_prefix: str | None = None, **kwargs: object) -> None:
+        Path(dst).write_bytes(pickle.dumps(CreatesFile(marker)))
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", download)
+    with pytest.raises(Exception) as err:  # the type is checked below
+        build_extractor("inception", allow_download=True)
+    assert not marker.exists()
+    assert isinstance(err.value, GenlabError) and "SHA-256" in str(err.value)
