@@ -25,7 +25,7 @@ from genlab.metrics.extractors import build_extractor
 from genlab.metrics.likelihood import likelihood_report
 from genlab.metrics.precision_recall import precision_recall
 from genlab.metrics.real_features import real_features
-from genlab.metrics.suite import MetricSuite
+from genlab.metrics.suite import MetricSuite, NonFiniteSamplesError
 from genlab.models import VAEModule
 from genlab.models.base import GenerativeModule
 from genlab.models.latent_gmm import check_sampler, fit_latent_gmm
@@ -56,9 +56,15 @@ def generated_scores(
     sample = metric_sampler(model)
     generator = torch.Generator().manual_seed(cfg.seed)
     images, gen_seconds = timed(lambda: sample(m.n_samples, generator, m.batch_size))
-    fake, feature_seconds = timed(
-        lambda: torch.cat([suite.update(chunk).cpu() for chunk in images.split(m.batch_size)])
-    )
+    try:
+        fake, feature_seconds = timed(
+            lambda: torch.cat([suite.update(chunk).cpu() for chunk in images.split(m.batch_size)])
+        )
+    except NonFiniteSamplesError as err:
+        raise NonFiniteSamplesError(
+            f"{err} (sampler={cfg.sampler}); FID, KID and IS are undefined for them: "
+            "evaluate an earlier checkpoint of the run"
+        ) from None
     scores, metric_seconds = timed(suite.compute)
     suite.reset()
     precision, recall = precision_recall(real, fake, k=cfg.pr_neighbours, seed=cfg.seed)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 
@@ -12,8 +13,10 @@ from torch import Tensor
 
 from genlab.metrics.extractors import build_extractor
 from genlab.metrics.real_features import real_features
-from genlab.metrics.suite import MetricSuite
+from genlab.metrics.suite import MetricSuite, NonFiniteSamplesError
 from genlab.utils.errors import ConfigError
+
+log = logging.getLogger("genlab")
 
 
 def metric_sampler(module: pl.LightningModule) -> Callable[..., Tensor]:
@@ -128,17 +131,34 @@ class GenerativeMetrics(pl.Callback):
         generator = torch.Generator().manual_seed(
             self.seed + 7919 * trainer.current_epoch + trainer.global_rank
         )
+        problem = None
         for start in range(0, per_rank, self.batch_size):
             n = min(self.batch_size, per_rank - start)
-            self.suite.update(sample(n, generator=generator))
-        results = self.suite.compute()  # every rank calls it: torchmetrics syncs across them
-        self.suite.reset()
+            try:
+                self.suite.update(sample(n, generator=generator))
+            except NonFiniteSamplesError as err:
+                problem = str(err)
+                break
+        # Every rank takes the same branch: compute() syncs, and a rank left out would hang.
+        if trainer.strategy.reduce_boolean_decision(problem is not None, all=False):
+            self.suite.reset()
+            results = dict.fromkeys(("fid", "kid_mean", "kid_std", "is_mean"), math.nan)
+            if trainer.is_global_zero:
+                log.warning(
+                    "%s at epoch %d: %s and the other sample metrics are logged as NaN (the "
+                    "model has diverged; a NaN ranks below every finite value for best.ckpt)",
+                    problem or "another rank's generated images hold NaN or infinite values",
+                    trainer.current_epoch, self.monitor,
+                )  # fmt: skip
+        else:
+            results = self.suite.compute()  # every rank calls it: torchmetrics syncs them
+            self.suite.reset()
         logged = {
             self.name("fid"): results["fid"],
             self.name("kid"): results["kid_mean"],
             self.name("kid_std"): results["kid_std"],
             "val/n_samples": float(per_rank * trainer.world_size),
         }
-        if "is_mean" in results:
+        if self.compute_is:
             logged[self.name("is")] = results["is_mean"]
         pl_module.log_dict(logged, sync_dist=False)
