@@ -85,6 +85,13 @@ class GenerativeMetrics(pl.Callback):
         """The FID key, which `optimized_metric=auto` ranks checkpoints by."""
         return self.name("fid")
 
+    def logged_metrics(self) -> frozenset[str]:
+        """The names `on_validation_epoch_end` logs."""
+        names = {self.name("fid"), self.name("kid"), self.name("kid_std"), "val/n_samples"}
+        if self.compute_is:
+            names.add(self.name("is"))
+        return frozenset(names)
+
     def check_fits(self, image_shape: tuple[int, int, int]) -> None:
         """Fail at start-up when the extractor cannot read the data's images."""
         if self.extractor_name == "lenet" and tuple(image_shape) != (1, 28, 28):
