@@ -18,6 +18,8 @@ from omegaconf import DictConfig, OmegaConf
 from torch.hub import HASH_REGEX
 
 from genlab.checkpoints import load_model, run_datamodule
+from genlab.data.cifar import CIFAR10DataModule
+from genlab.data.errors import DataError
 from genlab.metrics.extractors import (
     INCEPTION_SHA256,
     INCEPTION_WEIGHTS,
@@ -29,6 +31,7 @@ from genlab.utils.errors import ConfigError, GenlabError
 from genlab.utils.instantiate import check_target
 from genlab.utils.paths import config_dir
 from tests.conftest import TINY_RUN
+from tests.helpers.fake_datasets import write_cifar10
 
 MakeConfig = Callable[..., DictConfig]
 BIN = Path(sys.executable).parent
@@ -220,3 +223,17 @@ def test_a_crafted_download_is_never_loaded(
         build_extractor("inception", allow_download=True)
     assert not marker.exists()
     assert isinstance(err.value, GenlabError) and "SHA-256" in str(err.value)
+
+
+def test_a_crafted_cifar10_file_runs_nothing(tmp_path: Path) -> None:
+    """CIFAR-10's batches are pickles; one that is not CIFAR-10's is refused, not run."""
+    marker = tmp_path / "pwned"
+    write_cifar10(tmp_path)
+    batch = tmp_path / "cifar-10-batches-py" / "data_batch_1"
+    batch.write_bytes(pickle.dumps({"data": CreatesFile(marker), "labels": [0]}))
+    datamodule = CIFAR10DataModule(data_dir=str(tmp_path), batch_size=4, verify_checksums=False)
+    with pytest.raises(Exception) as err:  # the type is checked below
+        datamodule.setup()
+    assert not marker.exists()
+    assert isinstance(err.value, DataError)
+    assert "could not read the files" in str(err.value) and "pathlib" in str(err.value)
