@@ -6,7 +6,6 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from genlab.utils.errors import ConfigError
 
@@ -98,6 +97,9 @@ def check_numbers(cfg: DictConfig, keys: dict[str, tuple[type, int]]) -> None:
             raise ConfigError(f"{key} must be >= {least}, got {value}")
 
 
+BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+
+
 def check_batch_norm(model: nn.Module, batch_size: int, synced: bool = False) -> None:
     """Batch norm in training mode needs two images per batch: with one, a BatchNorm1d
     fails at the first step with a long traceback (and a BatchNorm2d normalises each
@@ -105,7 +107,7 @@ def check_batch_norm(model: nn.Module, batch_size: int, synced: bool = False) ->
     if batch_size > 1 or synced:
         return
     norms = [(name, type(module).__name__) for name, module in model.named_modules()
-             if isinstance(module, _BatchNorm)]  # fmt: skip
+             if isinstance(module, BATCH_NORMS)]  # fmt: skip
     if norms:
         name, kind = norms[0]
         raise ConfigError(
