@@ -13,12 +13,13 @@ import torch
 from torchmetrics.image.fid import FrechetInceptionDistance
 
 from genlab.data import MNISTEmbeddedDataModule
-from genlab.metrics import GenerativeMetrics
+from genlab.metrics import GenerativeMetrics, extractors
 from genlab.metrics.extractors import (
     INCEPTION_WEIGHTS,
     InceptionExtractor,
     LeNetExtractor,
     build_extractor,
+    file_sha256,
 )
 from genlab.metrics.lenet import (
     WEIGHTS_FILE,
@@ -189,13 +190,11 @@ def test_missing_inception_weights_is_one_clear_line(tmp_path: Path, monkeypatch
 
 
 def test_failed_inception_download_is_the_same_clear_line(tmp_path: Path, monkeypatch) -> None:
-    import torch_fidelity.feature_extractor_inceptionv3 as fe
-
     def offline(*args: object, **kwargs: object) -> None:
         raise URLError("[Errno -3] Temporary failure in name resolution")
 
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    monkeypatch.setattr(fe, "load_state_dict_from_url", offline)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
     with pytest.raises(GenlabError, match=f"place {INCEPTION_WEIGHTS} in .*name resolution"):
         build_extractor("inception", allow_download=True)
 
@@ -210,7 +209,9 @@ def write_random_inception_weights(hub: Path, monkeypatch) -> None:
     state = net.state_dict()
     monkeypatch.undo()
     (hub / "checkpoints").mkdir(parents=True)
-    torch.save(state, hub / "checkpoints" / INCEPTION_WEIGHTS)
+    path = hub / "checkpoints" / INCEPTION_WEIGHTS
+    torch.save(state, path)
+    monkeypatch.setattr(extractors, "INCEPTION_SHA256", file_sha256(path))  # trust this file
 
 
 def test_inception_path_end_to_end_with_random_weights(tmp_path: Path, monkeypatch) -> None:

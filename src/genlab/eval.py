@@ -24,14 +24,18 @@ from genlab.metrics.extractors import build_extractor
 from genlab.metrics.likelihood import likelihood_report
 from genlab.metrics.precision_recall import precision_recall
 from genlab.metrics.real_features import real_features
-from genlab.metrics.suite import MetricSuite
+from genlab.metrics.suite import MetricSuite, NonFiniteSamplesError
 from genlab.models import VAEModule
 from genlab.models.base import GenerativeModule
 from genlab.models.latent_gmm import check_sampler, fit_latent_gmm
+from genlab.utils.config_checks import EVAL_KEYS, check_numbers
+from genlab.utils.devices import checked_device
 from genlab.utils.errors import user_errors_reported
+from genlab.utils.output_paths import writable_file
 from genlab.utils.overrides_check import checked_entry_point
 from genlab.utils.paths import config_dir
 from genlab.utils.resolvers import register_resolvers
+from genlab.utils.run_result import result_recorded
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +58,15 @@ def generated_scores(
     m = cfg.metrics
     generator = torch.Generator().manual_seed(cfg.seed)
     images, gen_seconds = timed(lambda: model.generate(m.n_samples, generator, m.batch_size))
-    fake, feature_seconds = timed(
-        lambda: torch.cat([suite.update(chunk).cpu() for chunk in images.split(m.batch_size)])
-    )
+    try:
+        fake, feature_seconds = timed(
+            lambda: torch.cat([suite.update(chunk).cpu() for chunk in images.split(m.batch_size)])
+        )
+    except NonFiniteSamplesError as err:
+        raise NonFiniteSamplesError(
+            f"{err} (sampler={cfg.sampler}); FID, KID and IS are undefined for them: "
+            "evaluate an earlier checkpoint of the run"
+        ) from None
     scores, metric_seconds = timed(suite.compute)
     suite.reset()
     precision, recall = precision_recall(real, fake, k=cfg.pr_neighbours, seed=cfg.seed)
@@ -71,7 +81,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     `sampler=gmm` (VAEs) adds the sample metrics of latents drawn from a Gaussian mixture
     fitted to the training latents, beside the prior's, as `<metric>_gmm`.
     """
-    device = torch.device(cfg.device)
+    check_numbers(cfg, EVAL_KEYS)
+    device = checked_device(cfg.device)
+    out = writable_file("out_file", Path(cfg.out_file))
     torch.manual_seed(cfg.seed)  # the ELBO's and the IW bound's posterior samples
     model, run_cfg = load_model(cfg.ckpt_path)
     check_sampler(cfg.sampler, model)
@@ -115,8 +127,6 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if isinstance(model, VAEModule):
         results |= likelihood_report(model, datamodule.test_dataloader(), cfg.iw_samples, device)
 
-    out = Path(cfg.out_file)
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
     print_table(results, out)
     return results
@@ -143,7 +153,7 @@ register_resolvers()
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="eval")
 def main(cfg: DictConfig) -> None:
     """Console entry point `genlab-eval`."""
-    with user_errors_reported():
+    with user_errors_reported(), result_recorded(cfg):
         evaluate(cfg)
 
 

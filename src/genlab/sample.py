@@ -19,10 +19,14 @@ from torchvision.utils import make_grid, save_image
 
 from genlab.checkpoints import load_model, run_datamodule
 from genlab.models.latent_gmm import check_sampler, fit_latent_gmm
+from genlab.utils.config_checks import SAMPLE_KEYS, check_numbers
+from genlab.utils.devices import checked_device
 from genlab.utils.errors import ConfigError, user_errors_reported
+from genlab.utils.output_paths import writable_directory
 from genlab.utils.overrides_check import checked_entry_point
 from genlab.utils.paths import config_dir
 from genlab.utils.resolvers import register_resolvers
+from genlab.utils.run_result import result_recorded
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +61,11 @@ def requested_labels(labels: int | ListConfig | None, n: int) -> torch.Tensor | 
 
 def sample(cfg: DictConfig) -> Path:
     """Generate `cfg.n` images from `cfg.ckpt_path`; return the file or folder written."""
-    if cfg.n < 1:
-        raise ConfigError(f"n must be >= 1, got {cfg.n}")
+    check_numbers(cfg, SAMPLE_KEYS)
+    device = checked_device(cfg.device)
+    out_dir = None if cfg.out_dir is None else writable_directory("out_dir", Path(cfg.out_dir))
     model, run_cfg = load_model(cfg.ckpt_path)
     check_sampler(cfg.sampler, model)
-    device = torch.device(cfg.device)
     model.to(device)
     if cfg.sampler == "gmm":  # the training data, as the checkpoint's config reads it
         datamodule = run_datamodule(run_cfg, cfg.data_dir)
@@ -71,10 +75,10 @@ def sample(cfg: DictConfig) -> Path:
         generator=torch.Generator().manual_seed(cfg.seed),
         labels=requested_labels(cfg.labels, cfg.n),
     ).cpu()
-    if cfg.out_dir is None:
+    if out_dir is None:
         written = write_grid(images, Path(cfg.paths.output_dir) / "samples.png", cfg.nrow)
     else:
-        written = write_image_folder(images, Path(cfg.out_dir))
+        written = write_image_folder(images, out_dir)
     log.info("wrote %d samples to %s", cfg.n, written)
     return written
 
@@ -85,7 +89,7 @@ register_resolvers()
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="sample")
 def main(cfg: DictConfig) -> None:
     """Console entry point `genlab-sample`."""
-    with user_errors_reported():
+    with user_errors_reported(), result_recorded(cfg):
         sample(cfg)
 
 

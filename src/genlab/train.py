@@ -21,7 +21,9 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from genlab.callbacks import StoreRunConfig
 from genlab.checkpoints import AtomicCheckpointIO, read_checkpoint, resume_path
 from genlab.utils.config_checks import (
+    check_batch_norm,
     check_numeric_types,
+    check_optimized_metric,
     check_top_level_keys,
     check_trainer_steps,
 )
@@ -29,6 +31,7 @@ from genlab.utils.errors import ConfigError, user_errors_reported
 from genlab.utils.instantiate import build, build_all
 from genlab.utils.overrides_check import checked_entry_point
 from genlab.utils.paths import config_dir
+from genlab.utils.precision import resolve_cpu_precision
 from genlab.utils.resolvers import register_resolvers
 from genlab.utils.run_logging import continue_wandb_run, finish_wandb, log_hyperparameters
 from genlab.utils.run_result import INTERRUPTED_EXIT_CODE, result_recorded
@@ -77,6 +80,7 @@ def train(cfg: DictConfig) -> float | None:
     check_top_level_keys(cfg)
     check_numeric_types(cfg)
     check_trainer_steps(cfg)
+    resolve_cpu_precision(cfg)
     ckpt_path, averaged_checkpoint = None, False
     if cfg.ckpt_path:
         runs_dir = Path(cfg.paths.log_dir) / cfg.task_name
@@ -91,10 +95,12 @@ def train(cfg: DictConfig) -> float | None:
     datamodule = build("data", cfg.data)
     model = build("model", cfg.model)
     model.check_fits(datamodule.image_shape)
+    check_batch_norm(model, cfg.data.batch_size, synced=cfg.trainer.get("sync_batchnorm", False))
     metrics = build("metrics", cfg.metrics) if cfg.get("metrics") else None
     if metrics is not None:
         metrics.check_fits(datamodule.image_shape)
     cfg.optimized_metric = resolve_optimized_metric(cfg, model, metrics)
+    check_optimized_metric(cfg.optimized_metric, model, metrics)
 
     run_config = OmegaConf.to_container(cfg, resolve=True)
     callbacks = [*build_all("callbacks", cfg.callbacks), StoreRunConfig(run_config)]

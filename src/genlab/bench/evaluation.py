@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
-from hydra.utils import instantiate
 
 from genlab.bench.training import BENCH_OVERRIDES, compose_train_config, synchronize
 from genlab.metrics.extractors import build_extractor
 from genlab.metrics.real_features import real_features
 from genlab.metrics.suite import MetricSuite
+from genlab.utils.instantiate import build
 
 T = TypeVar("T")
 
@@ -43,11 +43,11 @@ def bench_evaluation(
     samples = {}
     for name in ("gan", "vae"):
         cfg = compose_train_config([*BENCH_OVERRIDES, f"model={name}", *extra_overrides], run_dir)
-        model = instantiate(cfg.model).to(device)
+        model = build("model", cfg.model).to(device)
         generate = partial(model.generate, n_samples, torch.Generator().manual_seed(0), batch_size)
         samples[name], seconds = timed(generate, device)
         result[f"generate_{name}_img_s"] = n_samples / seconds
-    datamodule = instantiate(cfg.data)
+    datamodule = build("data", cfg.data)
     datamodule.setup()  # decoding the dataset is not part of the features' time
     net = build_extractor(extractor).to(device)
     cache = run_dir / "cache"

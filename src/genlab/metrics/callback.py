@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 
 import pytorch_lightning as pl
@@ -10,8 +11,10 @@ from pytorch_lightning.loggers import WandbLogger
 
 from genlab.metrics.extractors import build_extractor
 from genlab.metrics.real_features import real_features
-from genlab.metrics.suite import MetricSuite
+from genlab.metrics.suite import MetricSuite, NonFiniteSamplesError
 from genlab.utils.errors import ConfigError
+
+log = logging.getLogger("genlab")
 
 
 class GenerativeMetrics(pl.Callback):
@@ -73,6 +76,13 @@ class GenerativeMetrics(pl.Callback):
         """The FID key, which `optimized_metric=auto` ranks checkpoints by."""
         return self.name("fid")
 
+    def logged_metrics(self) -> frozenset[str]:
+        """The names `on_validation_epoch_end` logs."""
+        names = {self.name("fid"), self.name("kid"), self.name("kid_std"), "val/n_samples"}
+        if self.compute_is:
+            names.add(self.name("is"))
+        return frozenset(names)
+
     def check_fits(self, image_shape: tuple[int, int, int]) -> None:
         """Fail at start-up when the extractor cannot read the data's images."""
         if self.extractor_name == "lenet" and tuple(image_shape) != (1, 28, 28):
@@ -118,17 +128,34 @@ class GenerativeMetrics(pl.Callback):
         generator = torch.Generator().manual_seed(
             self.seed + 7919 * trainer.current_epoch + trainer.global_rank
         )
+        problem = None
         for start in range(0, per_rank, self.batch_size):
             n = min(self.batch_size, per_rank - start)
-            self.suite.update(pl_module.generate(n, generator=generator))
-        results = self.suite.compute()  # every rank calls it: torchmetrics syncs across them
-        self.suite.reset()
+            try:
+                self.suite.update(pl_module.generate(n, generator=generator))
+            except NonFiniteSamplesError as err:
+                problem = str(err)
+                break
+        # Every rank takes the same branch: compute() syncs, and a rank left out would hang.
+        if trainer.strategy.reduce_boolean_decision(problem is not None, all=False):
+            self.suite.reset()
+            results = dict.fromkeys(("fid", "kid_mean", "kid_std", "is_mean"), math.nan)
+            if trainer.is_global_zero:
+                log.warning(
+                    "%s at epoch %d: %s and the other sample metrics are logged as NaN (the "
+                    "model has diverged; a NaN ranks below every finite value for best.ckpt)",
+                    problem or "another rank's generated images hold NaN or infinite values",
+                    trainer.current_epoch, self.monitor,
+                )  # fmt: skip
+        else:
+            results = self.suite.compute()  # every rank calls it: torchmetrics syncs them
+            self.suite.reset()
         logged = {
             self.name("fid"): results["fid"],
             self.name("kid"): results["kid_mean"],
             self.name("kid_std"): results["kid_std"],
             "val/n_samples": float(per_rank * trainer.world_size),
         }
-        if "is_mean" in results:
+        if self.compute_is:
             logged[self.name("is")] = results["is_mean"]
         pl_module.log_dict(logged, sync_dist=False)

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import torch
@@ -19,6 +20,9 @@ from genlab.metrics.lenet import WEIGHTS_FILE, load_lenet, weights_sha256
 from genlab.utils.errors import ConfigError, GenlabError
 
 INCEPTION_WEIGHTS = "weights-inception-2015-12-05-6726825d.pth"  # torch-fidelity's file name
+# SHA-256 of that file (95,628,359 bytes). By torch hub's naming convention the name ends
+# in its first 8 hex digits; torch hub checks only those, and only when it downloads.
+INCEPTION_SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"
 
 
 class FeatureExtractor(nn.Module):
@@ -57,6 +61,50 @@ def inception_weights_path() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_WEIGHTS
 
 
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        while chunk := file.read(2**20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verified_inception_weights(allow_download: bool) -> Path:
+    """The Inception weights file, downloaded if allowed, and only if its SHA-256 is known.
+
+    torch-fidelity loads the file with `torch.load(weights_only=False)`, which runs any
+    code pickled into it; a file with another hash is never handed to it.
+    """
+    path = inception_weights_path()
+    missing = (
+        f"InceptionV3 weights not found: place {INCEPTION_WEIGHTS} in {path.parent} "
+        "(or set metrics.allow_download=true with network access), "
+        "or use metrics=fid_lenet for 28x28 digits"
+    )
+    if not path.is_file():
+        if not allow_download:
+            raise GenlabError(missing)
+        from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
+
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            torch.hub.download_url_to_file(
+                URL_INCEPTION_V3, str(path), hash_prefix=INCEPTION_SHA256[:8], progress=False
+            )
+        except (OSError, RuntimeError) as err:  # no network, or torch hub's hash check
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise GenlabError(f"{missing}; the download failed: {reason}") from None
+    digest = file_sha256(path)
+    if digest != INCEPTION_SHA256:
+        raise GenlabError(
+            f"{path} is not torch-fidelity's InceptionV3 weights file: its SHA-256 is {digest}, "
+            f"expected {INCEPTION_SHA256}; it was not loaded (loading it could run code stored "
+            f"in it); replace it with the original {INCEPTION_WEIGHTS}"
+        )
+    return path
+
+
 class InceptionExtractor(FeatureExtractor):
     """torch-fidelity's InceptionV3 through torchmetrics, with the TF-compatible resize."""
 
@@ -66,24 +114,12 @@ class InceptionExtractor(FeatureExtractor):
         super().__init__()
         from torchmetrics.image.fid import NoTrainInceptionV3
 
-        path = inception_weights_path()
-        missing = (
-            f"InceptionV3 weights not found: place {INCEPTION_WEIGHTS} in {path.parent} "
-            "(or set metrics.allow_download=true with network access), "
-            "or use metrics=fid_lenet for 28x28 digits"
+        self.net = NoTrainInceptionV3(
+            name="inception-v3-compat",
+            features_list=["2048", "logits_unbiased"],
+            feature_extractor_weights_path=str(verified_inception_weights(allow_download)),
+            antialias=False,
         )
-        if not path.is_file() and not allow_download:
-            raise GenlabError(missing)
-        try:
-            self.net = NoTrainInceptionV3(
-                name="inception-v3-compat",
-                features_list=["2048", "logits_unbiased"],
-                feature_extractor_weights_path=str(path) if path.is_file() else None,
-                antialias=False,
-            )
-        except OSError as err:  # the download failed (no network)
-            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise GenlabError(f"{missing}; the download failed: {reason}") from None
         self.num_features = 2048
         self.weights_sha256 = weights_sha256(self.net.state_dict())
 

@@ -5,6 +5,9 @@ split, image count, a checksum of the images themselves (a different split seed 
 image folder with the same name and count is different data), extractor and the
 extractor's weights checksum. A changed key is a different file, so a stale file is
 never reused; the key is also stored inside the file and checked on reading.
+
+Only finite features are stored, and a file holding a NaN or an infinity is discarded
+on reading: one poisoned file would otherwise break every later evaluation.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from genlab.utils.errors import GenlabError
 from genlab.utils.files import write_atomically
 
 log = logging.getLogger(__name__)
@@ -55,6 +59,8 @@ def _read(path: Path, key: dict) -> Tensor | None:
         stored = torch.load(path, map_location="cpu", weights_only=True)
         if stored["key"] != key or stored["features"].shape[0] != key["n_images"]:
             raise ValueError("its key does not match")
+        if not bool(torch.isfinite(stored["features"]).all()):
+            raise ValueError("it holds NaN or infinite features")
         return stored["features"]
     except Exception as err:  # a damaged file may raise anything while unpickling
         log.warning("ignoring unreadable feature cache %s (%s); recomputing", path, err)
@@ -70,6 +76,12 @@ def cached_features(cache_dir: str | Path, key: dict, compute: Callable[[], Tens
             log.info("real-image features from cache %s", path)
             return features
     features = compute().float().cpu()
+    if not bool(torch.isfinite(features).all()):
+        raise GenlabError(
+            f"the {key['extractor']} features of the real {key['dataset']} {key['split']} images "
+            "hold NaN or infinite values, so no FID can be computed (nothing was cached); "
+            "check the images and the extractor's weights"
+        )
     write_atomically(path, lambda tmp: torch.save({"key": key, "features": features}, tmp))
     log.info("real-image features computed and cached in %s", path)
     return features

@@ -1,4 +1,12 @@
-"""FID, KID and IS of generated images against fixed real features, from one extractor pass."""
+"""FID, KID and IS of generated images against fixed real features, from one extractor pass.
+
+Non-finite values never reach the metrics: a NaN or infinite image or feature makes
+torch's and MKL's matrix routines behind FID fail natively (a segmentation fault or an
+abort, with no message) on 2048-d features, and would silently become black pixels in
+the Inception extractor's uint8 conversion. The suite refuses them with
+NonFiniteSamplesError instead, and its callers decide: training logs the metrics as
+NaN with a warning, `genlab-eval` fails in one line.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +19,16 @@ from torchmetrics.image.inception import InceptionScore
 from torchmetrics.image.kid import KernelInceptionDistance
 
 from genlab.metrics.extractors import FeatureExtractor
+from genlab.utils.errors import GenlabError
+
+
+class NonFiniteSamplesError(GenlabError):
+    """Generated images (or their features) hold NaN or infinite values."""
+
+
+def non_finite_rows(values: Tensor) -> int:
+    """How many of the rows (images, feature vectors) hold a NaN or an infinity."""
+    return int((~torch.isfinite(values.flatten(1))).any(dim=1).sum())
 
 
 class Precomputed(nn.Module):
@@ -68,17 +86,37 @@ class MetricSuite(nn.Module):
                 feature=Precomputed(dim), subset_size=subset, reset_real_features=False
             )
             self.inception_score = InceptionScore(feature=Precomputed(0)) if compute_is else None
+        bad = non_finite_rows(real_features)
+        if bad:
+            raise GenlabError(
+                f"{bad} of {len(real_features)} real-image feature vectors hold NaN or infinite "
+                "values; FID needs finite features: check the real images and the extractor"
+            )
         shard = real_features[rank::world_size].to(torch.float32)
         self.fid.update(shard, real=True)
         self.kid.update(shard, real=True)
 
     @torch.no_grad()
     def update(self, images: Tensor) -> Tensor:
-        """Add generated images in [-1, 1]; returns their features (for precision/recall)."""
+        """Add generated images in [-1, 1]; returns their features (for precision/recall).
+
+        Raises NonFiniteSamplesError, adding nothing, when an image or a feature vector
+        holds a NaN or an infinity (one host sync per batch).
+        """
+        bad = non_finite_rows(images)
+        if bad:
+            raise NonFiniteSamplesError(
+                f"{bad} of {len(images)} generated images hold NaN or infinite values"
+            )
         device_type = images.device.type
         with torch.autocast(device_type=device_type, enabled=False):
             features, logits = self.extractor(images.float())
         features = features.float()
+        if non_finite_rows(features) or non_finite_rows(logits):
+            raise NonFiniteSamplesError(
+                f"the {self.extractor.name} features of {len(images)} generated images hold "
+                "NaN or infinite values"
+            )
         self.fid.update(features, real=False)
         self.kid.update(features, real=False)
         if self.inception_score is not None:

@@ -121,6 +121,11 @@ class GenerativeModule(pl.LightningModule):
     def check_fits(self, image_shape: tuple[int, int, int]) -> None:
         """Raise ConfigError unless the networks take and make images of `image_shape`."""
 
+    def logged_metrics(self) -> frozenset[str]:
+        """Every name the model's `self.log` calls write, as configured (the names that
+        `optimized_metric` may rank checkpoints by)."""
+        return frozenset()
+
     def check_net_classes(self, **nets: nn.Module) -> None:
         """Raise ConfigError unless every net is built for the model's `num_classes`.
 

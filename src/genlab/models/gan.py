@@ -122,6 +122,15 @@ class GANModule(GenerativeModule):
         opt_d = self.make_optimizer(self.discriminator.parameters(), lr=self.lr_d)
         return self.with_schedulers([opt_g, opt_d])
 
+    def logged_metrics(self) -> frozenset[str]:
+        names = {"train/d_loss", "train/d_real", "train/d_fake", "train/g_loss"}
+        names |= {"val/d_loss", "val/d_real", "val/d_fake"}
+        if self.gp_weight:
+            names.add("train/gp")
+        if self.r1_gamma:
+            names.add("train/r1")
+        return frozenset(names)
+
     def critic(self, images: Tensor, labels: Tensor | None, augment: bool = True) -> Tensor:
         """D's logits for `images`, augmented first when DiffAugment is on and `augment`."""
         if augment and self.augment is not None:

@@ -132,9 +132,14 @@ class VAEModule(GenerativeModule):
         )
 
     def posterior(self, x: Tensor, labels: Tensor | None = None) -> Normal:
-        """q(z|x[, y]) as a float32 Normal, whatever the autocast precision."""
+        """q(z|x[, y]) as a float32 Normal, whatever the autocast precision.
+
+        Without torch.distributions' argument checks: they cost a host sync per call, and
+        a diverged encoder's NaN would raise a long ValueError in the forward pass before
+        the NaN guard could name the loss (`callbacks.nan_guard`: stop, skip, or null to go on).
+        """
         mu, logvar = conditioned(self.encoder, x, labels)
-        return Normal(mu.float(), torch.exp(0.5 * logvar.float()))
+        return Normal(mu.float(), torch.exp(0.5 * logvar.float()), validate_args=False)
 
     def negative_elbo_terms(self, x: Tensor, labels: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Per-image reconstruction NLL and analytic KL (nats), one reparameterised sample."""
@@ -151,7 +156,7 @@ class VAEModule(GenerativeModule):
         """
         z = posterior.rsample((k,))  # (k, B, D)
         log_q = posterior.log_prob(z).sum(-1)
-        log_prior = Normal(0.0, 1.0).log_prob(z).sum(-1)
+        log_prior = Normal(0.0, 1.0, validate_args=False).log_prob(z).sum(-1)
         repeated_labels = labels.repeat(k) if labels is not None else None  # row i*B + b: label b
         decoded = conditioned(self.decoder, z.flatten(0, 1), repeated_labels)
         repeated = x.unsqueeze(0).expand(k, *x.shape).flatten(0, 1)
@@ -169,6 +174,14 @@ class VAEModule(GenerativeModule):
         if self.kl_warmup_steps == 0:
             return self.beta
         return self.beta * min(1.0, (self.global_step + 1) / self.kl_warmup_steps)
+
+    def logged_metrics(self) -> frozenset[str]:
+        names = {"train/loss", "val/elbo", "val/recon", "val/kl", "val/loss"}
+        if self.objective == "iwae":
+            names.add("val/iwae_bound")
+        else:
+            names |= {"train/recon", "train/kl", "train/beta"}
+        return frozenset(names)
 
     def configure_optimizers(self):
         return self.with_schedulers([self.make_optimizer(self.parameters())])

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from omegaconf import DictConfig, OmegaConf
+from torch import nn
 
 from genlab.utils.errors import ConfigError
 
@@ -36,9 +39,27 @@ NUMERIC_KEYS: dict[str, type] = {
 }
 
 
-def check_numeric_types(cfg: DictConfig) -> None:
-    """Reject a value of the wrong type for the keys of NUMERIC_KEYS (null is allowed)."""
-    for key, expected in NUMERIC_KEYS.items():
+# genlab-sample's and genlab-eval's numeric keys: their type, and the least value that works.
+SAMPLE_KEYS: dict[str, tuple[type, int]] = {
+    "n": (int, 1),
+    "nrow": (int, 1),
+    "seed": (int, 0),
+    "gmm_components": (int, 1),
+}
+EVAL_KEYS: dict[str, tuple[type, int]] = {
+    "seed": (int, 0),
+    "iw_samples": (int, 1),
+    "gmm_components": (int, 1),
+    "pr_neighbours": (int, 1),
+    "metrics.n_samples": (int, 2),
+    "metrics.batch_size": (int, 1),
+    "metrics.kid_subset_size": (int, 2),
+}
+
+
+def check_numeric_types(cfg: DictConfig, keys: dict[str, type] = NUMERIC_KEYS) -> None:
+    """Reject a value of the wrong type for the keys of `keys` (null is allowed)."""
+    for key, expected in keys.items():
         value = OmegaConf.select(cfg, key, default=None)
         if value is None:
             continue
@@ -64,4 +85,48 @@ def check_trainer_steps(cfg: DictConfig) -> None:
     if not isinstance(max_steps, int) or max_steps < -1 or max_steps == 0:
         raise ConfigError(
             f"trainer.max_steps must be a positive number of iterations or -1, got {max_steps!r}"
+        )
+
+
+def check_numbers(cfg: DictConfig, keys: dict[str, tuple[type, int]]) -> None:
+    """Reject a value of the wrong type or below its least value, for each key of `keys`."""
+    check_numeric_types(cfg, {key: expected for key, (expected, _) in keys.items()})
+    for key, (_, least) in keys.items():
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is not None and value < least:
+            raise ConfigError(f"{key} must be >= {least}, got {value}")
+
+
+BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+
+
+def check_batch_norm(model: nn.Module, batch_size: int, synced: bool = False) -> None:
+    """Batch norm in training mode needs two images per batch: with one, a BatchNorm1d
+    fails at the first step with a long traceback (and a BatchNorm2d normalises each
+    image by itself). `synced`: SyncBatchNorm pools the batch over DDP processes."""
+    if batch_size > 1 or synced:
+        return
+    norms = [(name, type(module).__name__) for name, module in model.named_modules()
+             if isinstance(module, BATCH_NORMS)]  # fmt: skip
+    if norms:
+        name, kind = norms[0]
+        raise ConfigError(
+            f"data.batch_size={batch_size} cannot train {name} ({kind}): batch norm needs at "
+            "least 2 images per batch; set data.batch_size=2 or more"
+        )
+
+
+def check_optimized_metric(name: str | None, model: Any, metrics: Any | None) -> None:
+    """`optimized_metric` must be a name the run logs: otherwise Lightning notices only at
+    the first checkpoint, after a whole epoch, with a multi-line MisconfigurationException.
+    `model` and `metrics` (or None) list their names in `logged_metrics()`."""
+    if name is None:
+        return
+    logged = set(model.logged_metrics()) | {"epoch", "step"}
+    if metrics is not None:
+        logged |= metrics.logged_metrics()
+    if name not in logged:
+        raise ConfigError(
+            f"optimized_metric={name} is not logged by this run, so checkpoints cannot be "
+            f"ranked by it; choose one of {', '.join(sorted(logged))}, or auto"
         )

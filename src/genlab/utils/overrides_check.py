@@ -14,12 +14,18 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ValueType
-from hydra.errors import ConfigCompositionException, HydraException, MissingConfigException
+from hydra.errors import (
+    ConfigCompositionException,
+    HydraException,
+    MissingConfigException,
+    OverrideParseException,
+)
 from omegaconf import DictConfig, OmegaConf
 
 from genlab.utils.errors import ConfigError, user_errors_reported
 from genlab.utils.paths import config_dir
 from genlab.utils.resolvers import register_resolvers
+from genlab.utils.sweep_summary import print_unfinished_sweep_summaries
 
 MULTIRUN_FLAGS = ("-m", "--multirun")
 
@@ -45,6 +51,49 @@ def sweep_jobs_to_check(args: list[str]) -> list[list[str]]:
     for position, choices in enumerate(values):
         jobs += [[*first[:position], choice, *first[position + 1 :]] for choice in choices[1:]]
     return jobs
+
+
+def parse_problem(args: list[str]) -> str | None:
+    """One line on the first override Hydra's grammar cannot parse, or None.
+
+    A token without `=` usually is the rest of the previous value after a space that the
+    shell split on (an unquoted path with a space); other failures are brackets, quotes
+    or parentheses that the grammar reads as syntax.
+    """
+    parser = OverridesParser.create()
+    for position, arg in enumerate(args):
+        try:
+            parser.parse_overrides([arg])
+        except OverrideParseException as err:
+            if "=" not in arg and position > 0 and "=" in args[position - 1]:
+                previous = args[position - 1]
+                return (
+                    f"{arg!r} is not an override (key=value); if it belongs to {previous!r}, "
+                    f"that value holds a space: quote the whole override, '{previous} {arg}'"
+                )
+            lines = [line.strip() for line in str(err).splitlines()]
+            reason = next(
+                line for line in [*lines, "a syntax error"]
+                if line.strip("^ ") and not line.startswith(("See ", "Error parsing override"))
+            )  # fmt: skip
+            return (
+                f"cannot parse the override {arg!r} ({reason}); write key=value, and quote a "
+                "value that holds brackets, parentheses, quotes or commas, e.g. "
+                "'key=\"a (b), c\"' (Hydra's override grammar)"
+            )
+    return None
+
+
+def ambiguous_sweep(args: list[str]) -> str | None:
+    """One line on a comma-separated value outside a multirun (Hydra reads it as a sweep)."""
+    for override in OverridesParser.create().parse_overrides(args):
+        if override.is_sweep_override():
+            return (
+                f"{override.input_line!r}: a comma makes a sweep; quote the value "
+                f"({override.key_or_group}='a,b') if it is one string, write a list as "
+                f"{override.key_or_group}=[a,b], or add -m to sweep over the values"
+            )
+    return None
 
 
 def compose_config(config_name: str, overrides: list[str]) -> DictConfig:
@@ -87,6 +136,11 @@ def check_overrides(config_name: str, args: list[str]) -> None:
     if any(arg.startswith("-") and arg not in MULTIRUN_FLAGS for arg in args):
         return
     overrides = [arg for arg in args if arg not in MULTIRUN_FLAGS]
+    problem = parse_problem(overrides)
+    if problem is None and not any(arg in MULTIRUN_FLAGS for arg in args):
+        problem = ambiguous_sweep(overrides)
+    if problem is not None:
+        raise ConfigError(problem)
     for job in sweep_jobs_to_check(overrides):
         try:
             cfg = compose_config(config_name, job)
@@ -101,12 +155,16 @@ def check_overrides(config_name: str, args: list[str]) -> None:
 
 
 def checked_entry_point(hydra_main: Callable[[], object], config_name: str) -> Callable[[], None]:
-    """A console entry point: check `sys.argv`'s overrides, then run the Hydra main."""
+    """A console entry point: check `sys.argv`'s overrides, run the Hydra main, and print
+    the summary of a sweep that a failed job ended early."""
 
     def entry_point() -> None:
         register_resolvers()
         with user_errors_reported():
             check_overrides(config_name, sys.argv[1:])
-        hydra_main()
+        try:
+            hydra_main()
+        finally:
+            print_unfinished_sweep_summaries()
 
     return entry_point

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
@@ -10,6 +14,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_only
 from torch import nn
+
+log = logging.getLogger("genlab")
 
 
 def parameter_counts(model: nn.Module) -> dict[str, int]:
@@ -74,7 +80,22 @@ def continue_wandb_run(cfg: DictConfig, checkpoint: dict[str, Any]) -> None:
 
 
 def finish_wandb(exit_code: int) -> None:
-    """Close the W&B run, marking it failed on a non-zero code, so sweep jobs never share one."""
+    """Close the W&B run, marking it failed on a non-zero code, so sweep jobs never share one.
+
+    An offline run whose folder was deleted meanwhile has nothing left to upload: W&B's
+    closing lines (its summary and "wandb sync <that folder>") are replaced by a warning.
+    """
     wandb = sys.modules.get("wandb")
-    if wandb is not None and wandb.run is not None:
+    if wandb is None or wandb.run is None:
+        return
+    settings = wandb.run.settings
+    if settings.mode not in ("offline", "dryrun") or Path(settings.sync_file).is_file():
+        wandb.finish(exit_code=exit_code)
+        return
+    log.warning(
+        "the W&B run folder %s was deleted during the run: its W&B record is lost and there "
+        "is nothing to `wandb sync`; the checkpoints and the CSV log are unaffected",
+        settings.sync_dir,
+    )
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         wandb.finish(exit_code=exit_code)

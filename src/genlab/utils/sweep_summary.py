@@ -29,6 +29,7 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
+from genlab.utils.errors import SweepJobError
 from genlab.utils.files import write_atomically
 from genlab.utils.run_result import RESULT_FILE, read_result, write_result
 
@@ -45,7 +46,11 @@ def job_result(job_return: JobReturn, job_num: int, job_dir: Path, sweep_dir: Pa
     recorded = read_result(job_dir) or {}
     failed = job_return.status != JobStatus.COMPLETED
     outcome = job_return._return_value  # the `return_value` property re-raises a job's error
-    error = f"{type(outcome).__name__}: {outcome}".splitlines()[0] if failed else ""
+    if isinstance(outcome, SweepJobError):  # a GenlabError, already `<type>: <message>`
+        described = str(outcome)
+    else:
+        described = f"{type(outcome).__name__}: {outcome}"
+    error = described.splitlines()[0] if failed else ""
     status = recorded.get("status", "failed") if failed else "completed"
     return {
         "job": job_num,
@@ -116,8 +121,32 @@ def summary_table(rows: list[dict[str, Any]]) -> Table:
     return table
 
 
+# Sweeps this process started whose end Hydra has not reached: when a job fails, Hydra's
+# sweeper re-raises its error after the last job and never calls `on_multirun_end`.
+UNFINISHED_SWEEPS: set[Path] = set()
+
+
+def print_summary(sweep_dir: Path) -> None:
+    """Rebuild the sweep's summary files from every job's result and print its table."""
+    with FileLock(sweep_dir / f".{SUMMARY_FILE}.lock"):
+        rows = write_summary(sweep_dir)
+    Console(stderr=True).print(summary_table(rows))
+    log.info("sweep summary: %s", sweep_dir / SUMMARY_FILE)
+
+
+def print_unfinished_sweep_summaries() -> None:
+    """The table of each sweep that ended without `on_multirun_end` (a job failed)."""
+    while UNFINISHED_SWEEPS:
+        sweep_dir = UNFINISHED_SWEEPS.pop()
+        if (sweep_dir / SUMMARY_FILE).is_file():
+            print_summary(sweep_dir)
+
+
 class SweepSummary(Callback):
     """Record every multirun job's outcome in `result.yaml` and `<sweep dir>/summary.csv`."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        UNFINISHED_SWEEPS.add(Path(config.hydra.sweep.dir))
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         hydra_cfg = HydraConfig.get()
@@ -135,7 +164,5 @@ class SweepSummary(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        with FileLock(sweep_dir / f".{SUMMARY_FILE}.lock"):
-            rows = write_summary(sweep_dir)
-        Console(stderr=True).print(summary_table(rows))
-        log.info("sweep summary: %s", sweep_dir / SUMMARY_FILE)
+        UNFINISHED_SWEEPS.discard(sweep_dir)
+        print_summary(sweep_dir)
