@@ -1,0 +1,56 @@
+"""`last.ckpt` follows the training: every epoch and every `checkpoint_every_minutes`,
+whether or not the monitored metric improved; best.ckpt still follows the metric."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from genlab.checkpoints import AtomicCheckpointIO
+from genlab.train import train
+from tests.conftest import TINY_RUN, compose_config
+
+TINY = [o for o in TINY_RUN if not o.startswith("metrics.")] + ["metrics=none", "logger=csv"]
+
+
+def test_last_ckpt_holds_the_final_epoch_when_the_metric_stops_improving(tmp_path: Path) -> None:
+    # mode=max on the VAE's validation loss, which falls epoch after epoch: the "best" stays
+    # the first epoch, the case in which Lightning's save_last left last.ckpt behind.
+    overrides = [*TINY, "model=vae", "trainer.max_epochs=4", "optimized_metric=val/loss",
+                 "callbacks.model_checkpoint.mode=max"]  # fmt: skip
+    train(compose_config("train", overrides, tmp_path))
+    best = torch.load(tmp_path / "checkpoints" / "best.ckpt", weights_only=True)
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert best["epoch"] == 0  # the metric never improved after the first epoch
+    assert (last["epoch"], last["global_step"]) == (3, 4 * 3)
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [
+        "best.ckpt",
+        "last.ckpt",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("model", "minutes", "expected"),
+    [
+        ("vae", 0, [1, 2, 3]),  # 0 minutes: after every batch
+        ("gan", 0, [2, 4, 6]),  # a GAN makes two optimizer steps per batch
+        ("vae", 5, [3]),  # the run is shorter than the interval: only the epoch's end
+    ],
+)
+def test_last_ckpt_is_written_on_its_own_schedule(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model: str, minutes: int, expected: list[int]
+) -> None:
+    saved: list[tuple[str, int]] = []
+    real_save = AtomicCheckpointIO.save_checkpoint
+
+    def recording_save(self, checkpoint: dict[str, Any], path: str | Path, *args, **kwargs):
+        saved.append((Path(path).name, checkpoint["global_step"]))
+        return real_save(self, checkpoint, path, *args, **kwargs)
+
+    monkeypatch.setattr(AtomicCheckpointIO, "save_checkpoint", recording_save)
+    overrides = [*TINY, f"model={model}", f"checkpoint_every_minutes={minutes}"]
+    train(compose_config("train", overrides, tmp_path))
+    assert [step for name, step in saved if name == "last.ckpt"] == expected
