@@ -11,11 +11,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
 
 from genlab.callbacks import NonFiniteLossError
 from genlab.models import VAEModule
 from genlab.train import train
 from genlab.utils.files import remove_stale_temp_files, write_atomically
+from genlab.utils.paths import config_dir
+from genlab.utils.run_dir_check import ExistingRunCheck
 from genlab.utils.run_result import read_result
 from tests.conftest import TINY_RUN, compose_config
 from tests.test_cli import BIN, run
@@ -128,3 +131,40 @@ def test_a_run_that_skips_most_steps_fails_and_one_that_skips_a_few_warns(
     warnings: list[str] = []
     train(compose_config("train", overrides, tmp_path / "gan"), warnings=warnings)
     assert warnings == ["skipped 2 of 12 optimizer steps (16.7%) with a non-finite loss"]
+
+
+@pytest.mark.slow
+def test_a_run_directory_is_refused_to_a_new_run_and_continued_in_place(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    command = [str(BIN / "genlab-train"), *TINY, "model=vae", f"hydra.run.dir={run_dir}",
+               f"paths.cache_dir={tmp_path / 'cache'}"]  # fmt: skip
+    run(command, cwd=tmp_path)
+    files = ["checkpoints/last.ckpt", ".hydra/config.yaml", "result.yaml", "csv/metrics.csv"]
+    before = {name: (run_dir / name).read_bytes() for name in files}
+
+    proc = run([*command, "model.beta=2"], cwd=tmp_path, check=False)  # a new run, same dir
+    assert proc.returncode == 2
+    assert error_lines(proc.stderr) == [
+        f"error: hydra.run.dir={run_dir} already holds a run, whose config.yaml, result.yaml, "
+        "metrics.csv and checkpoints a new run would overwrite; choose another directory, or "
+        f"continue that run with ckpt_path={run_dir}"
+    ]
+    assert {name: (run_dir / name).read_bytes() for name in files} == before
+
+    run([*command, f"ckpt_path={run_dir}", "trainer.max_epochs=2"], cwd=tmp_path)  # in place
+    assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 1
+    rows = (run_dir / "csv" / "metrics.csv").read_text().splitlines()
+    step = rows[0].split(",").index("step")
+    steps = {int(float(row.split(",")[step])) for row in rows[1:]}
+    assert steps == {0, 1, 2, 3, 4, 5}  # the first epoch's rows are kept, the second's added
+    assert "max_epochs: 2" in (run_dir / ".hydra" / "config.yaml").read_text()
+
+
+def test_a_sweep_directory_that_holds_a_sweep_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "0" / ".hydra").mkdir(parents=True)
+    (tmp_path / "0" / ".hydra" / "config.yaml").write_text("seed: 1\n")
+    with initialize_config_dir(version_base="1.3", config_dir=str(config_dir())):
+        config = compose("train", [f"hydra.sweep.dir={tmp_path}"], return_hydra_config=True)
+    with pytest.raises(SystemExit) as exit_:
+        ExistingRunCheck().on_multirun_start(config)
+    assert exit_.value.code == 2

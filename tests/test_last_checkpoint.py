@@ -54,3 +54,21 @@ def test_last_ckpt_is_written_on_its_own_schedule(
     overrides = [*TINY, f"model={model}", f"checkpoint_every_minutes={minutes}"]
     train(compose_config("train", overrides, tmp_path))
     assert [step for name, step in saved if name == "last.ckpt"] == expected
+
+
+def test_a_gan_resumed_from_an_epoch_end_matches_an_uninterrupted_run(tmp_path: Path) -> None:
+    """The GAN steps its schedulers in its own on_train_epoch_end: the epoch's last.ckpt must
+    be written after that (a Checkpoint callback), or the resumed run is one step short."""
+    scheduler = "{_target_:torch.optim.lr_scheduler.ExponentialLR,_partial_:true,gamma:0.5}"
+    overrides = [*TINY, "model=gan", "trainer.deterministic=true", f"model.scheduler={scheduler}"]
+    train(compose_config("train", [*overrides, "trainer.max_epochs=3"], tmp_path / "reference"))
+    train(compose_config("train", overrides, tmp_path / "first"))  # one epoch
+    resumed = [*overrides, "trainer.max_epochs=3", f"ckpt_path={tmp_path / 'first'}"]
+    train(compose_config("train", resumed, tmp_path / "resumed"))
+    reference, ckpt = (
+        torch.load(tmp_path / name / "checkpoints" / "last.ckpt", weights_only=True)
+        for name in ("reference", "resumed")
+    )
+    assert ckpt["lr_schedulers"] == reference["lr_schedulers"]
+    for key, value in reference["state_dict"].items():
+        assert torch.equal(ckpt["state_dict"][key], value), key

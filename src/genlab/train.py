@@ -35,7 +35,7 @@ from genlab.utils.config_checks import (
     check_trainer_steps,
 )
 from genlab.utils.disk import disk_full_reported
-from genlab.utils.errors import ConfigError, user_errors_reported
+from genlab.utils.errors import user_errors_reported
 from genlab.utils.instantiate import build, build_all
 from genlab.utils.overrides_check import checked_entry_point
 from genlab.utils.paths import config_dir
@@ -66,22 +66,6 @@ def weight_averaging_last(callbacks: list[pl.Callback]) -> list[pl.Callback]:
     return [c for c in callbacks if not isinstance(c, WeightAveraging)] + averaging
 
 
-def check_resume_averaging(
-    averaged_checkpoint: bool, callbacks: list[pl.Callback], ckpt_path: Path
-) -> None:
-    """A checkpoint written with weight averaging resumes only with it.
-
-    Its `state_dict` holds the averaged weights and the weights being trained sit beside
-    them (`current_model_state`); only the averaging callback puts those back, and without
-    it training would silently go on from the average.
-    """
-    if averaged_checkpoint and not any(isinstance(c, WeightAveraging) for c in callbacks):
-        raise ConfigError(
-            f"{ckpt_path} was written with weight averaging: its weights are the average, "
-            "not the ones being trained; resume with callbacks=ema (as the run was trained)"
-        )
-
-
 def train(cfg: DictConfig, warnings: list[str] | None = None) -> float | None:
     """Fit the configured model; return the best value of `optimized_metric` (for sweepers).
 
@@ -92,7 +76,7 @@ def train(cfg: DictConfig, warnings: list[str] | None = None) -> float | None:
     check_numeric_types(cfg)
     check_trainer_steps(cfg)
     check_trainer_epochs(cfg)
-    ckpt_path, averaged_checkpoint, progress = None, False, None
+    ckpt_path, progress = None, None
     run_dir, runs_dir = Path(cfg.paths.output_dir), Path(cfg.paths.log_dir) / cfg.task_name
     resume_from = cfg.ckpt_path or requeued_checkpoint(run_dir, runs_dir)
     if resume_from:
@@ -100,7 +84,6 @@ def train(cfg: DictConfig, warnings: list[str] | None = None) -> float | None:
         checkpoint = read_checkpoint(ckpt_path)  # a bad file fails here, in one line
         restore_run_config(cfg, checkpoint)  # the checkpoint's config is the run's config
         continue_wandb_run(cfg, checkpoint)
-        averaged_checkpoint = "current_model_state" in checkpoint  # see check_resume_averaging
         progress = {key: checkpoint[key] for key in ("loops", "global_step")}
         del checkpoint  # the Trainer reads the file itself; do not hold a copy while training
     remove_interrupted_writes(cfg, ckpt_path)
@@ -122,7 +105,6 @@ def train(cfg: DictConfig, warnings: list[str] | None = None) -> float | None:
     if metrics is not None:
         callbacks.append(metrics)
     callbacks = weight_averaging_last(callbacks)
-    check_resume_averaging(averaged_checkpoint, callbacks, ckpt_path)
     loggers = build_all("logger", cfg.logger)
     if ckpt_path is not None and run_dir.resolve() in ckpt_path.resolve().parents:  # in place
         carry_over_csv_log(loggers, progress)
