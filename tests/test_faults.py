@@ -149,6 +149,13 @@ def test_a_run_directory_is_refused_to_a_new_run_and_continued_in_place(tmp_path
         "metrics.csv and checkpoints a new run would overwrite; choose another directory, or "
         f"continue that run with ckpt_path={run_dir}"
     ]
+    # genlab-sample (and genlab-eval) never continue a run: their config would replace its own
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    proc = run([str(BIN / "genlab-sample"), f"ckpt_path={ckpt}", f"hydra.run.dir={run_dir}"],
+               cwd=tmp_path, check=False)  # fmt: skip
+    assert proc.returncode == 2
+    (line,) = error_lines(proc.stderr)
+    assert line.endswith("a new run would overwrite; choose another directory")
     assert {name: (run_dir / name).read_bytes() for name in files} == before
 
     run([*command, f"ckpt_path={run_dir}", "trainer.max_epochs=2"], cwd=tmp_path)  # in place

@@ -121,8 +121,15 @@ def test_submitit_requeue_resumes_the_job_from_its_own_last_ckpt(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    ("sig", "requeued_by"),
+    [
+        ("SIGUSR1", "genlab"),  # Lightning's SLURM requeue signal: genlab requeues
+        ("SIGTERM", "SLURM"),  # preemption with PreemptMode=REQUEUE: SLURM requeues
+    ],
+)
 def test_lightning_slurm_requeue_resumes_the_job_from_its_last_ckpt(
-    tmp_path: Path, reference: dict
+    tmp_path: Path, reference: dict, sig: str, requeued_by: str
 ) -> None:
     bin_dir, calls = tmp_path / "bin", tmp_path / "scontrol_calls"
     bin_dir.mkdir()
@@ -135,11 +142,16 @@ def test_lightning_slurm_requeue_resumes_the_job_from_its_last_ckpt(
     runs = tmp_path / "outputs" / "train"  # paths.log_dir/task_name, where runs are found
     first = start(tmp_path, f"hydra.run.dir={runs / 'first'}", **slurm)
     wait_for_a_checkpoint(runs / "first", first)
-    first.send_signal(signal.SIGUSR1)  # Lightning's SLURM requeue signal
+    first.send_signal(getattr(signal, sig))
     output, _ = first.communicate(timeout=300)
     assert first.returncode == 143, output
-    assert calls.read_text() == "requeue 4242\n"
-    assert read_result(runs / "first")["status"] == "requeued"
+    result = read_result(runs / "first")
+    assert result["job_id"] == "4242"
+    if requeued_by == "genlab":
+        assert calls.read_text() == "requeue 4242\n"
+        assert result["status"] == "requeued"
+    else:
+        assert not calls.exists() and result["status"] == "interrupted"
     saved = checkpoint(runs / "first")
     progress = saved["loops"]["fit_loop"]["epoch_loop.batch_progress"]["current"]
     assert progress["ready"] == progress["completed"]  # saved between two batches

@@ -12,9 +12,13 @@ marks the run `status: requeued` in its result.yaml, with the job's id, and requ
 job the cluster's way: through submitit's own handler (it resubmits the launcher's job
 unchanged, into the same job directory) or with `scontrol requeue`.
 
-When the requeued job starts (`requeued_checkpoint`), it finds that record, in its own
-directory (submitit) or in the run of the same SLURM job (a plain SLURM job gets a new
-run directory), and resumes from that run's `last.ckpt`, continuing its W&B run.
+A preemption that SLURM announces with SIGTERM (PreemptMode=REQUEUE) saves the state the
+same way, and SLURM requeues the job itself; the run records its job id beside
+`status: interrupted`.
+
+When the restarted job starts (`requeued_checkpoint`), it finds that record, in its own
+directory (submitit) or in the run of the same SLURM job and step (a plain SLURM job gets
+a new run directory), and resumes from that run's `last.ckpt`, continuing its W&B run.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from genlab.utils.run_result import INTERRUPTED_EXIT_CODE, RESULT_FILE, read_res
 log = logging.getLogger("genlab")
 
 REQUEUED = "requeued"  # result.yaml status of a run whose job was requeued
+INTERRUPTED = "interrupted"  # ... of a run stopped by SIGTERM or Ctrl+C, its state saved
 
 
 class PendingRequeue:
@@ -93,15 +98,15 @@ def requeue_signal() -> int | None:
 class RequeueOnPreemption(pl.Callback):
     """Turn the cluster's requeue signal into a save after this batch and a requeue.
 
-    It takes the signal in `setup`, before Lightning registers its own SLURM handler
-    (which it then leaves out), and gives it back at teardown.
+    It takes the signal over when training starts (from submitit, or from Lightning's
+    SLURM handler) and gives it back at teardown; before training there is nothing to save.
     """
 
     def __init__(self) -> None:
         self._signum: int | None = None
         self._previous: Any = None
 
-    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._signum = requeue_signal()
         if self._signum is not None and threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(self._signum, self._on_signal)
@@ -122,35 +127,71 @@ class RequeueOnPreemption(pl.Callback):
 
 @contextmanager
 def requeued_when_preempted(run_dir: Path) -> Iterator[None]:
-    """Around the entry point: after a preempted run saved its state and wrote its
-    result.yaml, mark it requeued and requeue its job."""
+    """Around the entry point: after an interrupted run saved its state and wrote its
+    result.yaml, record its SLURM job (a job that SLURM itself requeues after a SIGTERM
+    then resumes too) and, after the requeue signal, mark it requeued and requeue it."""
     global _pending
     try:
         yield
     except SystemExit as exit_:
         pending, _pending = _pending, None
-        if pending is None or exit_.code != INTERRUPTED_EXIT_CODE:
+        if exit_.code != INTERRUPTED_EXIT_CODE:
             raise
-        if rank_zero_only.rank == 0:
-            result = read_result(run_dir) or {}
-            write_result(run_dir, {**result, "status": REQUEUED, "job_id": job_identity()})
-        pending.requeue()
+        if pending is None:
+            if job_identity() is not None:
+                mark(run_dir, job_id=job_identity())
+            raise
+        mark(run_dir, status=REQUEUED, job_id=job_identity())
+        try:
+            pending.requeue()
+        except Exception as err:  # submitit declined, e.g. timed out too many times
+            mark(run_dir, status=INTERRUPTED, error=f"not requeued: {err}".splitlines()[0])
+            log.warning("the job was not requeued: %s", err)
         raise
 
 
+def mark(run_dir: Path, **fields: Any) -> None:
+    """Update the run's result.yaml (rank 0 writes it)."""
+    if rank_zero_only.rank == 0:
+        write_result(run_dir, {**(read_result(run_dir) or {}), **fields})
+
+
+def restarted() -> bool:
+    """Whether SLURM restarted this job (requeued by genlab, by SLURM itself, or by hand)."""
+    return int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) > 0
+
+
+def of_this_job(result: dict[str, Any]) -> bool:
+    """Whether a run's result.yaml records a run of this (restarted) SLURM job and step."""
+    return restarted() and job_identity() is not None and result.get("job_id") == job_identity()
+
+
+def continued_here(result: dict[str, Any]) -> bool:
+    """Whether a run directory holding `result` is continued by this start: its job was
+    requeued, or it was interrupted and this is its job restarted (under submitit, a job
+    restarts in its own directory)."""
+    status = result.get("status")
+    return status == REQUEUED or (
+        status == INTERRUPTED and (under_submitit() or of_this_job(result))
+    )
+
+
 def requeued_checkpoint(run_dir: Path, runs_dir: Path) -> Path | None:
-    """The last.ckpt a requeued job resumes from: its own run's, or that of the newest run
-    of the same SLURM job and step that was requeued; None for a job that was not."""
-    own = read_result(run_dir)
-    if own is not None and own.get("status") == REQUEUED:
+    """The last.ckpt a restarted cluster job resumes from, or None for a new job.
+
+    A job that restarts in its own directory (submitit's, or a fixed `hydra.run.dir`)
+    resumes from it (`continued_here`). A plain SLURM job restarted by SLURM gets a new run
+    directory: it resumes from the newest run of the same job and step that was requeued
+    or interrupted.
+    """
+    if continued_here(read_result(run_dir) or {}):
         return checkpoint_if_saved(run_dir)
-    requeued_before = int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) > 0
-    if not requeued_before or under_submitit():
+    if not restarted() or under_submitit():
         return None
     results = sorted(runs_dir.glob(f"**/{RESULT_FILE}"), key=os.path.getmtime, reverse=True)
     for result_file in results:
         result = read_result(result_file.parent) or {}
-        if result.get("status") == REQUEUED and result.get("job_id") == job_identity():
+        if result.get("status") in (REQUEUED, INTERRUPTED) and of_this_job(result):
             return checkpoint_if_saved(result_file.parent)
     return None
 

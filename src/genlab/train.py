@@ -121,7 +121,7 @@ def train(cfg: DictConfig, warnings: list[str] | None = None) -> float | None:
 
     exit_code = 1
     try:
-        with disk_full_reported(Path(cfg.paths.output_dir)):
+        with disk_full_reported(run_dir):
             trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
         exit_code = 0
     except SIGTERMException:  # InterruptCheckpoint has saved the state and said where

@@ -1,9 +1,9 @@
 """A Hydra callback that keeps a new run out of the directory of an existing one.
 
 `hydra.run.dir=<a run's directory>` would overwrite that run's config.yaml, result.yaml,
-metrics.csv and checkpoints. A run may start there only to continue that run:
-`ckpt_path` names it (the directory or a checkpoint in it), or its cluster job was
-requeued (genlab.requeue). Likewise `hydra.sweep.dir` may not name an earlier sweep.
+metrics.csv and checkpoints. Only `genlab-train` may start there, and only to continue
+that run: `ckpt_path` names it (the directory or a checkpoint in it), or it is that run's
+cluster job, restarted (genlab.requeue). Likewise `hydra.sweep.dir` may not name an earlier sweep.
 Hydra calls this before it writes anything into the directory.
 """
 
@@ -17,7 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from genlab.requeue import REQUEUED
+from genlab.requeue import continued_here
 from genlab.utils.errors import GenlabError, user_errors_reported
 from genlab.utils.run_result import RESULT_FILE, read_result
 from genlab.utils.sweep_summary import SUMMARY_FILE
@@ -36,7 +36,7 @@ def continues_the_run(directory: Path, ckpt_path: str | None) -> bool:
         resumed = Path(ckpt_path).resolve()
         if resumed == directory.resolve() or directory.resolve() in resumed.parents:
             return True
-    return (read_result(directory) or {}).get("status") == REQUEUED
+    return continued_here(read_result(directory) or {})
 
 
 class ExistingRunCheck(Callback):
@@ -47,12 +47,16 @@ class ExistingRunCheck(Callback):
             return
         HydraConfig.instance().set_config(config)  # the run dir reads ${hydra:runtime.cwd}
         run_dir = Path(config.hydra.run.dir)
-        if holds_a_run(run_dir) and not continues_the_run(run_dir, config.get("ckpt_path")):
-            self._refuse(
-                f"hydra.run.dir={run_dir} already holds a run, whose config.yaml, result.yaml, "
-                "metrics.csv and checkpoints a new run would overwrite; choose another "
-                f"directory, or continue that run with ckpt_path={run_dir}"
-            )
+        if not holds_a_run(run_dir):
+            return
+        training = config.hydra.job.config_name == "train"  # genlab-eval, -sample never continue
+        if training and continues_the_run(run_dir, config.get("ckpt_path")):
+            return
+        self._refuse(
+            f"hydra.run.dir={run_dir} already holds a run, whose config.yaml, result.yaml, "
+            "metrics.csv and checkpoints a new run would overwrite; choose another directory"
+            + (f", or continue that run with ckpt_path={run_dir}" if training else "")
+        )
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         HydraConfig.instance().set_config(config)
