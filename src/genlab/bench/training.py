@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,29 @@ def compose_train_config(overrides: list[str], run_dir: Path) -> DictConfig:
         cfg.paths.output_dir = str(run_dir)
         del cfg["hydra"]
     return cfg
+
+
+@dataclass(frozen=True)
+class Span:
+    """Seconds of wall-clock time and of the process's CPU time (all its threads).
+
+    On a shared machine the CPU time counts the work done whatever else runs; the
+    wall-clock time is what a user waits, and the only one that sees a GPU's work.
+    """
+
+    wall: float = 0.0
+    cpu: float = 0.0
+
+    def __add__(self, other: Span) -> Span:
+        return Span(self.wall + other.wall, self.cpu + other.cpu)
+
+    def __sub__(self, other: Span) -> Span:
+        return Span(self.wall - other.wall, self.cpu - other.cpu)
+
+
+def clock() -> Span:
+    """The current readings of both clocks."""
+    return Span(time.perf_counter(), time.process_time())
 
 
 def synchronize(device: torch.device) -> None:
@@ -128,15 +152,15 @@ class PlainLoop:
             self.scaler.step(optimizer)
             self.scaler.update()
 
-    def run(self, steps: int) -> float:
-        """Seconds for `steps` iterations."""
+    def run(self, steps: int) -> Span:
+        """The time of `steps` iterations."""
         synchronize(self.device)
-        start = time.perf_counter()
+        start = clock()
         for _ in range(steps):
             self.step_fn(self, self.next_images())
             self.iteration += 1
         synchronize(self.device)
-        return time.perf_counter() - start
+        return clock() - start
 
 
 def gan_step(loop: PlainLoop, real: Tensor) -> None:
@@ -173,7 +197,8 @@ class InterleavedTimer(pl.Callback):
 
     An interval runs from one `on_train_batch_end` to the next, so it holds the data
     loading, every hook, logging and the progress bar. The first interval of each epoch
-    also holds the previous epoch's validation and checkpoint, and is not counted.
+    also holds the previous epoch's validation and checkpoint: it is not counted, but
+    kept apart as the epoch's boundary.
     After `warmup` counted intervals (and as many untimed plain steps) come `windows`
     pairs: `window` framework iterations, then `window` plain ones. The run then stops
     and the times go to `out` as JSON.
@@ -202,12 +227,13 @@ class InterleavedTimer(pl.Callback):
         self.plain_model, self.precision, self.out = model, precision, Path(out)
         self.warmup, self.window, self.windows = warmup, window, windows
         self.plain: PlainLoop | None = None
-        self.framework_s: list[float] = []
-        self.plain_s: list[float] = []
+        self.framework: list[Span] = []
+        self.plain_windows: list[Span] = []
+        self.boundary_s: list[float] = []
         self.warmed_up = warmup == 0
         self.counted = 0  # intervals counted towards the current warm-up or window
-        self.elapsed = 0.0
-        self.last: float | None = None
+        self.elapsed = Span()
+        self.last: Span | None = None
         self.batch_size = 0
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -226,8 +252,10 @@ class InterleavedTimer(pl.Callback):
     ) -> None:
         assert self.plain is not None, "on_fit_start builds the plain loop"
         synchronize(trainer.strategy.root_device)
-        now = time.perf_counter()
+        now = clock()
         if self.last is None or batch_idx == 0:
+            if self.last is not None:
+                self.boundary_s.append((now - self.last).wall)
             self.last = now
             return
         self.elapsed += now - self.last
@@ -235,32 +263,96 @@ class InterleavedTimer(pl.Callback):
         self.batch_size = batch[0].shape[0]
         if self.counted == (self.window if self.warmed_up else self.warmup):
             if self.warmed_up:
-                self.framework_s.append(self.elapsed)
-                self.plain_s.append(self.plain.run(self.window))
+                self.framework.append(self.elapsed)
+                self.plain_windows.append(self.plain.run(self.window))
             else:
                 self.plain.run(self.warmup)
                 self.warmed_up = True
-            self.counted, self.elapsed = 0, 0.0
-            trainer.should_stop = len(self.framework_s) == self.windows
-        self.last = time.perf_counter()
+            self.counted, self.elapsed = 0, Span()
+            trainer.should_stop = len(self.framework) == self.windows
+        self.last = clock()
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.out.write_text(json.dumps(self.summary(), indent=2))
 
     def summary(self) -> dict[str, Any]:
-        """Median images/s of each path, the median ratio of paired windows, the windows."""
+        """Median images/s and ms per iteration of each path, from the paired windows.
+
+        Per pair: neighbouring windows share the machine's load, so their ratio (and
+        their difference, the Trainer's cost per iteration) is steadier than the
+        ratio of the two medians. `*_cpu_ms` are the same in process CPU time.
+        """
+        pairs = list(zip(self.plain_windows, self.framework, strict=True))
+
+        def per_iteration_ms(values: Iterable[float]) -> float:
+            return statistics.median(values) / self.window * 1000
+
+        framework_s = [span.wall for span in self.framework]
+        plain_s = [span.wall for span in self.plain_windows]
         images = self.window * self.batch_size
-        pairs = zip(self.plain_s, self.framework_s, strict=True)
+        step_ms = per_iteration_ms(framework_s)
         return {
-            "framework_img_s": images / statistics.median(self.framework_s),
-            "plain_img_s": images / statistics.median(self.plain_s),
-            # per pair: neighbouring windows share the machine's load, so their ratio
-            # is steadier than the ratio of the two medians
-            "ratio": statistics.median(plain / framework for plain, framework in pairs),
+            "framework_img_s": images / statistics.median(framework_s),
+            "plain_img_s": images / statistics.median(plain_s),
+            "ratio": statistics.median(plain.wall / framework.wall for plain, framework in pairs),
+            "framework_step_ms": step_ms,
+            "plain_step_ms": per_iteration_ms(plain_s),
+            "overhead_ms": per_iteration_ms(f.wall - p.wall for p, f in pairs),
+            "framework_step_cpu_ms": per_iteration_ms(span.cpu for span in self.framework),
+            "plain_step_cpu_ms": per_iteration_ms(span.cpu for span in self.plain_windows),
+            "overhead_cpu_ms": per_iteration_ms(f.cpu - p.cpu for p, f in pairs),
+            # an epoch's end (validation, checkpoints, sample grids) beyond one iteration
+            "epoch_end_ms": (
+                statistics.median(self.boundary_s) * 1000 - step_ms if self.boundary_s else None
+            ),
             "window_iterations": self.window,
-            "framework_window_s": self.framework_s,
-            "plain_window_s": self.plain_s,
+            "framework_window_s": framework_s,
+            "plain_window_s": plain_s,
         }
+
+
+def training_config(
+    model: str, precision: str, batch_size: int, run_dir: Path, extra_overrides: list[str]
+) -> DictConfig:
+    """The composed `genlab-train` config of one bench run (BENCH_OVERRIDES applied)."""
+    return compose_train_config(
+        [
+            *BENCH_OVERRIDES,
+            f"model={model}",
+            f"trainer.precision={precision}",
+            f"data.batch_size={batch_size}",
+            *(["trainer.benchmark=true"] if torch.cuda.is_available() else []),
+            *extra_overrides,
+        ],
+        run_dir,
+    )
+
+
+def timed_fit(cfg: DictConfig, run_dir: Path, warmup: int, window: int, windows: int) -> dict:
+    """Fit `cfg` through `genlab.train.train` with an InterleavedTimer; its summary."""
+    from genlab.train import train  # registers the resolvers it needs, as the entry point does
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    out = run_dir / "timing.json"
+    with open_dict(cfg):
+        cfg.callbacks.bench_timer = OmegaConf.create(
+            {
+                "_target_": f"{__name__}.InterleavedTimer",
+                "model": OmegaConf.to_container(cfg.model),  # built again: a separate instance
+                "precision": cfg.trainer.precision,
+                "out": str(out),
+                "warmup": warmup,
+                "window": window,
+                "windows": windows,
+            }
+        )
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    train(cfg)
+    result = json.loads(out.read_text())
+    if torch.cuda.is_available():
+        result["cuda_max_allocated_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return result
 
 
 def bench_training(
@@ -273,39 +365,7 @@ def bench_training(
     run_dir: Path,
     extra_overrides: list[str],
 ) -> dict[str, Any]:
-    """Train `model` through `genlab.train.train` with an InterleavedTimer; its summary."""
-    from genlab.train import train  # registers the resolvers it needs, as the entry point does
-
-    run_dir.mkdir(parents=True, exist_ok=True)
-    out = run_dir / "timing.json"
-    cfg = compose_train_config(
-        [
-            *BENCH_OVERRIDES,
-            f"model={model}",
-            f"trainer.precision={precision}",
-            f"data.batch_size={batch_size}",
-            *(["trainer.benchmark=true"] if torch.cuda.is_available() else []),
-            *extra_overrides,
-        ],
-        run_dir,
-    )
-    with open_dict(cfg):
-        cfg.callbacks.bench_timer = OmegaConf.create(
-            {
-                "_target_": f"{__name__}.InterleavedTimer",
-                "model": OmegaConf.to_container(cfg.model),  # built again: a separate instance
-                "precision": precision,
-                "out": str(out),
-                "warmup": warmup,
-                "window": window,
-                "windows": windows,
-            }
-        )
-    if torch.cuda.is_available():
-        torch.cuda.reset_peak_memory_stats()
-    train(cfg)
+    """Images/s of `model` through genlab's Trainer and through the plain loop, paired."""
+    cfg = training_config(model, precision, batch_size, run_dir, extra_overrides)
     result = {"model": model, "precision": precision, "batch_size": batch_size}
-    result |= json.loads(out.read_text())
-    if torch.cuda.is_available():
-        result["cuda_max_allocated_mb"] = torch.cuda.max_memory_allocated() / 2**20
-    return result
+    return result | timed_fit(cfg, run_dir, warmup, window, windows)
