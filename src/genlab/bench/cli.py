@@ -23,7 +23,7 @@ from rich.console import Console
 from genlab.bench.evaluation import bench_evaluation
 from genlab.bench.overhead import bench_overhead
 from genlab.bench.report import environment, peak_rss_mb, render
-from genlab.bench.training import bench_training
+from genlab.bench.training import bench_training, digits_parsed_once
 from genlab.utils.errors import user_errors_reported
 
 #: the breakdown's settings in a --quick run: the two ends
@@ -133,7 +133,11 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("WANDB_MODE", "offline")
     logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
     out = args.out or Path("outputs/bench") / f"{datetime.datetime.now():%Y-%m-%d_%H-%M-%S}.json"
-    with user_errors_reported(), tempfile.TemporaryDirectory(prefix="genlab-bench-") as workdir:
+    with (
+        user_errors_reported(),
+        digits_parsed_once(),
+        tempfile.TemporaryDirectory(prefix="genlab-bench-") as workdir,
+    ):
         result = run(args, Path(workdir))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
