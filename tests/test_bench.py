@@ -125,7 +125,7 @@ def test_breakdown_settings_switch_off_what_they_leave_out(tmp_path: Path) -> No
     assert trainer.progress_bar_callback is None and trainer.checkpoint_callback is None
     assert cfg.model.encoder._target_ == "genlab.bench.near_zero.MeanPixelEncoder"
     trainer, _ = trainer_of("callbacks.progress_bar")
-    assert [type(c).__name__ for c in trainer.callbacks] == ["RichProgressBar"]
+    assert [type(c).__name__ for c in trainer.callbacks] == ["IntervalProgressBar"]
     assert [type(logger).__name__ for logger in trainer.loggers] == ["CSVLogger"]
     trainer, cfg = trainer_of("genlab")
     assert len(trainer.callbacks) == len(names)

@@ -2,7 +2,15 @@
 
 from genlab.callbacks.interrupt_checkpoint import InterruptCheckpoint
 from genlab.callbacks.nan_guard import NanGuard, NonFiniteLossError
+from genlab.callbacks.progress_bar import IntervalProgressBar
 from genlab.callbacks.run_config import StoreRunConfig
 from genlab.callbacks.sample_grid import SampleGrid
 
-__all__ = ["InterruptCheckpoint", "NanGuard", "NonFiniteLossError", "SampleGrid", "StoreRunConfig"]
+__all__ = [
+    "InterruptCheckpoint",
+    "IntervalProgressBar",
+    "NanGuard",
+    "NonFiniteLossError",
+    "SampleGrid",
+    "StoreRunConfig",
+]
