@@ -195,6 +195,12 @@ def throughput(
     return row
 
 
+#: the breakdown's settings that the fixed-cost rows measure: the two ends, and the parts
+#: that read values from the device on every step on a GPU (NanGuard; a progress bar)
+FIXED_COST_SETTINGS = ["lightning", "logging", "callbacks.nan_guard", "callbacks.progress_bar",
+                       "genlab"]  # fmt: skip
+
+
 def fixed_cost(
     model: str, sizes: Sizes, workdir: Path, overrides: list[str], real_step: Callable[[], Any]
 ) -> dict[str, Any]:
@@ -206,12 +212,20 @@ def fixed_cost(
     batch = sizes.batch_sizes[0]
     breakdown = bench_overhead(
         model, batch, sizes.warmup, sizes.breakdown_window, sizes.windows, workdir, overrides,
-        keys=["lightning", "genlab"],
+        keys=FIXED_COST_SETTINGS,
     )  # fmt: skip
-    costs = {row["key"]: row["overhead_ms"] for row in breakdown["rows"]}
-    row = {"lightning_ms": costs["lightning"], "genlab_ms": costs["genlab"], "batch_size": batch}
+    rows = {row["key"]: row for row in breakdown["rows"]}
+    row = {
+        "batch_size": batch,
+        "lightning_ms": rows["lightning"]["overhead_ms"],
+        "genlab_ms": rows["genlab"]["overhead_ms"],
+        "added_ms": {key: rows[key]["added_ms"] for key in FIXED_COST_SETTINGS},
+    }
+    added = row["added_ms"]
     row["result"] = (
-        f"Lightning alone {row['lightning_ms']:.2f}, genlab {row['genlab_ms']:.2f} ms/it"
+        f"Lightning alone {row['lightning_ms']:.2f}, genlab {row['genlab_ms']:.2f} ms/it "
+        f"(logging {added['logging']:+.2f}, nan_guard {added['callbacks.nan_guard']:+.2f}, "
+        f"progress bar {added['callbacks.progress_bar']:+.2f})"
     )
     real = real_step()
     if real is not None:
