@@ -63,6 +63,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=50,
         help="iterations per timed window of the per-iteration breakdown",
     )
+    parser.add_argument(
+        "--breakdown-settings",
+        nargs="+",
+        metavar="KEY",
+        help="only these settings of the breakdown (lightning, logging, callbacks.NAME, "
+        "metrics, genlab)",
+    )
     parser.add_argument("--skip-training", action="store_true", help="no throughput table")
     parser.add_argument("--skip-breakdown", action="store_true", help="no per-iteration breakdown")
     parser.add_argument("--skip-eval", action="store_true", help="no evaluation table")
@@ -112,7 +119,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 args.windows,
                 workdir / f"breakdown_{model}",
                 args.override,
-                keys=QUICK_BREAKDOWN if args.quick else None,
+                keys=args.breakdown_settings or (QUICK_BREAKDOWN if args.quick else None),
             )
             for model in args.models
         ]
