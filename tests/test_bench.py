@@ -50,6 +50,8 @@ def test_quick_bench_writes_its_json(tmp_path: Path) -> None:
         genlab = rows["genlab"]
         assert genlab["added_ms"] == genlab["overhead_ms"] - rows["lightning"]["overhead_ms"]
         assert all(math.isfinite(row["overhead_cpu_ms"]) for row in rows.values())
+        # the Trainer makes more calls per iteration than the plain loop, genlab's more still
+        assert 0 < rows["lightning"]["overhead_calls"] < rows["genlab"]["overhead_calls"]
         assert breakdown["data_ms_per_batch"] > 0
     evaluation = result["evaluation"]
     for key in ("generate_gan_img_s", "generate_vae_img_s", "features_s", "frechet_s",
@@ -85,6 +87,7 @@ def test_summary_pairs_each_trainer_window_with_the_plain_window_after_it() -> N
     # (wall, CPU) seconds of 10 iterations; the machine slows down in the third pair
     timer.framework = [Span(0.30, 0.20), Span(0.32, 0.21), Span(0.90, 0.22)]
     timer.plain_windows = [Span(0.20, 0.15), Span(0.21, 0.15), Span(0.80, 0.16)]
+    timer.calls = {"framework": 900.0, "plain": 300.0}  # per iteration, from cProfile
     summary = timer.summary()
     # paired differences 0.10, 0.11, 0.10 s per 10 iterations: median 10 ms an iteration;
     # unpaired medians would give (0.32 - 0.21) / 10 = 11 ms
@@ -93,6 +96,7 @@ def test_summary_pairs_each_trainer_window_with_the_plain_window_after_it() -> N
     assert summary["ratio"] == pytest.approx(0.20 / 0.30)  # ratios .667, .656, .889
     assert summary["framework_img_s"] == pytest.approx(80 / 0.32)
     assert summary["epoch_end_ms"] is None
+    assert summary["overhead_calls"] == 600.0
 
 
 def test_breakdown_settings_switch_off_what_they_leave_out(tmp_path: Path) -> None:

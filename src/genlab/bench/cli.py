@@ -13,6 +13,7 @@ import datetime
 import json
 import logging
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -148,7 +149,7 @@ def main(argv: list[str] | None = None) -> None:
         result = run(args, Path(workdir))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 160)  # not 80 columns in a log
     render(result, console)
     console.print(f"wrote {out}")
 

@@ -130,8 +130,8 @@ def data_ms_per_batch(cfg: DictConfig, batches: int) -> float:
 
 
 def added(row: dict[str, Any], rows: dict[str, dict[str, Any]], key: str) -> float | None:
-    """What `row` costs per iteration (`key`: `overhead_ms` or `overhead_cpu_ms`) over the
-    setting it builds on, or None when that one was not measured."""
+    """What `row` costs per iteration (`key`: `overhead_ms`, `overhead_cpu_ms` or
+    `overhead_calls`) over the setting it builds on, or None when that one was not measured."""
     if row["over"] is None:  # over the plain loop
         return row[key]
     if row["over"] not in rows:
@@ -172,6 +172,7 @@ def bench_overhead(
     for row in rows.values():
         row["added_ms"] = added(row, rows, "overhead_ms")
         row["added_cpu_ms"] = added(row, rows, "overhead_cpu_ms")
+        row["added_calls"] = added(row, rows, "overhead_calls")
     return {
         "model": model,
         "batch_size": batch_size,

@@ -67,22 +67,27 @@ def render_breakdown(breakdown: dict[str, Any], console: Console) -> None:
         )
     )
     for column in ("setting", "Trainer", "plain loop", "Trainer - plain (wall / CPU)",
-                   "added (wall / CPU)", "epoch end"):  # fmt: skip
+                   "added (wall / CPU)", "calls/it: Trainer - plain (added)",
+                   "epoch end"):  # fmt: skip
         table.add_column(column, justify="left" if column == "setting" else "right")
     for row in breakdown["rows"]:
-        epoch_end = row["epoch_end_ms"]
+        epoch_end, added_calls = row["epoch_end_ms"], row["added_calls"]
         table.add_row(
             row["setting"],
             f"{row['framework_step_ms']:.3f}",
             f"{row['plain_step_ms']:.3f}",
             pair(row["overhead_ms"], row["overhead_cpu_ms"]),
             pair(row["added_ms"], row["added_cpu_ms"]),
+            f"{row['overhead_calls']:,.0f} ({added_calls:+,.0f})"
+            if added_calls is not None
+            else f"{row['overhead_calls']:,.0f}",
             f"{epoch_end:.0f}" if epoch_end is not None else "-",
         )
     console.print(table)
     console.print(
         f"added: over the row it builds on (logging over Lightning alone, each callback and "
-        f"the metrics over logging, genlab over Lightning alone). Data path: "
+        f"the metrics over logging, genlab over Lightning alone); calls: function calls per "
+        f"iteration, counted by cProfile in one more window. Data path: "
         f"{breakdown['data_ms_per_batch']:.3f} ms per batch of {breakdown['batch_size']} "
         "(the DataLoader alone; both paths pay it)"
     )

@@ -8,8 +8,10 @@ of the windows are compared.
 
 from __future__ import annotations
 
+import cProfile
 import functools
 import json
+import pstats
 import statistics
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -221,8 +223,10 @@ class InterleavedTimer(pl.Callback):
     also holds the previous epoch's validation and checkpoint: it is not counted, but
     kept apart as the epoch's boundary.
     After `warmup` counted intervals (and as many untimed plain steps) come `windows`
-    pairs: `window` framework iterations, then `window` plain ones. The run then stops
-    and the times go to `out` as JSON.
+    pairs: `window` framework iterations, then `window` plain ones. One more window of
+    each path runs under cProfile, untimed, to count the function calls (Python and C
+    builtins) per iteration: a measure of the Python work that does not depend on what
+    else runs on the machine. The run then stops and the results go to `out` as JSON.
 
     Args:
         model: a second, independent instance of the run's model, for the plain loop.
@@ -256,6 +260,8 @@ class InterleavedTimer(pl.Callback):
         self.elapsed = Span()
         self.last: Span | None = None
         self.batch_size = 0
+        self.profiler: cProfile.Profile | None = None  # counting the calls of a window
+        self.calls: dict[str, float] = {}
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         device = trainer.strategy.root_device
@@ -277,7 +283,14 @@ class InterleavedTimer(pl.Callback):
         if self.last is None or batch_idx == 0:
             if self.last is not None:
                 self.boundary_s.append((now - self.last).wall)
+            if self.profiler is not None:  # an epoch's end fell in the counted window: again
+                self.profiler.disable()
+                self.profiler, self.counted = cProfile.Profile(), 0
+                self.profiler.enable()
             self.last = now
+            return
+        if self.profiler is not None:
+            self.count_calls(trainer)
             return
         self.elapsed += now - self.last
         self.counted += 1
@@ -290,8 +303,24 @@ class InterleavedTimer(pl.Callback):
                 self.plain.run(self.warmup)
                 self.warmed_up = True
             self.counted, self.elapsed = 0, Span()
-            trainer.should_stop = len(self.framework) == self.windows
+            if len(self.framework) == self.windows:  # the timed windows are done
+                self.profiler = cProfile.Profile()
+                self.profiler.enable()
         self.last = clock()
+
+    def count_calls(self, trainer: pl.Trainer) -> None:
+        """Count one more framework iteration; after a window, count the plain loop's and stop."""
+        assert self.plain is not None and self.profiler is not None
+        self.counted += 1
+        if self.counted < self.window:
+            return
+        self.profiler.disable()
+        self.calls["framework"] = pstats.Stats(self.profiler).total_calls / self.window
+        self.profiler = None
+        plain = cProfile.Profile()
+        plain.runcall(self.plain.run, self.window)
+        self.calls["plain"] = pstats.Stats(plain).total_calls / self.window
+        trainer.should_stop = True
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.out.write_text(json.dumps(self.summary(), indent=2))
@@ -322,6 +351,9 @@ class InterleavedTimer(pl.Callback):
             "framework_step_cpu_ms": per_iteration_ms(span.cpu for span in self.framework),
             "plain_step_cpu_ms": per_iteration_ms(span.cpu for span in self.plain_windows),
             "overhead_cpu_ms": per_iteration_ms(f.cpu - p.cpu for p, f in pairs),
+            "framework_calls": self.calls["framework"],  # function calls per iteration
+            "plain_calls": self.calls["plain"],
+            "overhead_calls": self.calls["framework"] - self.calls["plain"],
             # an epoch's end (validation, checkpoints, sample grids) beyond one iteration
             "epoch_end_ms": (
                 statistics.median(self.boundary_s) * 1000 - step_ms if self.boundary_s else None
