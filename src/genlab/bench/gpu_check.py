@@ -168,6 +168,8 @@ def run_checks(
             row |= {"status": "skipped", "note": str(why)}
         except Exception as err:  # one row's failure must not end the check
             row |= {"status": "error", "error": one_line(err)}
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()  # what the failed row held goes back to the next one
         row["seconds"] = clock() - began
         row.setdefault("peak_gpu_mib", peak_gpu_mib())
         rows.append(row)

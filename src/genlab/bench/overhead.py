@@ -4,9 +4,10 @@ A model whose networks compute almost nothing (genlab.bench.near_zero) trains th
 `genlab.train.train` once per setting, window-paired with the plain loop over the same
 model as `make bench` does; what a setting costs per iteration is the median, over the
 pairs of windows, of (Trainer window - plain window) / iterations. The first setting is
-Lightning alone (no callbacks, no logger, no progress bar, no `self.log`); the second
-adds logging; each further one adds one part to the second (some callbacks need a
-logger), and the last is everything `make bench` trains with.
+Lightning alone (no logger, no progress bar, no `self.log`, and no callbacks but the run
+config that `train` always adds and the timer); the second adds logging; each further
+one adds one part to the second (some callbacks need a logger), and the last is
+everything `make bench` trains with.
 
 It runs on one intra-op thread: ops this small gain nothing from more, and on a shared
 machine the threads of a parallel op wait on each other for as long as any of them is
