@@ -43,7 +43,6 @@ from genlab.bench.evaluation import bench_evaluation
 from genlab.bench.overhead import bench_overhead
 from genlab.bench.training import bench_training, compose_train_config
 from genlab.checkpoints import load_model, run_datamodule
-from genlab.metrics.callback import metric_sampler
 from genlab.metrics.extractors import INCEPTION_WEIGHTS, build_extractor, inception_weights_path
 from genlab.metrics.real_features import real_features
 from genlab.metrics.suite import MetricSuite
@@ -310,11 +309,12 @@ def single_device_fid(checkpoint: Path, world: int, epoch: int, cache_dir: Path)
     )
     per_rank = math.ceil(metrics.n_samples / world)
     suite = MetricSuite(extractor, real, n_fake=per_rank * world, compute_is=False).to(device)
-    sample = metric_sampler(model)
     for rank in range(world):
         generator = torch.Generator().manual_seed(metrics.seed + 7919 * epoch + rank)
         for start in range(0, per_rank, metrics.batch_size):
-            suite.update(sample(min(metrics.batch_size, per_rank - start), generator=generator))
+            suite.update(
+                model.generate(min(metrics.batch_size, per_rank - start), generator=generator)
+            )
     return float(suite.fid.compute())
 
 
