@@ -80,7 +80,7 @@ def test_the_plain_loop_refuses_options_it_does_not_reproduce() -> None:
 
 def test_summary_pairs_each_trainer_window_with_the_plain_window_after_it() -> None:
     from genlab.bench.training import InterleavedTimer, Span
-    from tests.test_models import tiny_vae
+    from tests.helpers.tiny import tiny_vae
 
     timer = InterleavedTimer(tiny_vae(), "32-true", "unused.json", window=10)
     timer.batch_size = 8

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
-from omegaconf import DictConfig
 from torchvision.io import read_image
 
 from genlab.data import DataError
 from genlab.train import train
 from genlab.utils.errors import ConfigError
-from tests.conftest import TINY_RUN
 from tests.helpers.fake_datasets import write_cifar10, write_image_folder, write_mnist
-
-MakeConfig = Callable[..., DictConfig]
+from tests.helpers.runs import TINY_RUN, MakeConfig
 
 
 def data_overrides(name: str, root: Path) -> list[str]:
@@ -55,9 +51,14 @@ def test_fast_dev_run_every_model_on_every_datamodule(
 
 
 def test_max_steps_counts_gan_iterations(make_config: MakeConfig) -> None:
-    tiny = [o for o in TINY_RUN if "limit_train_batches" not in o and "max_epochs" not in o]
     cfg = make_config(
-        overrides=[*tiny, "logger=csv", "trainer.max_epochs=5", "trainer.max_steps=4"]
+        overrides=[
+            *TINY_RUN,
+            "logger=csv",
+            "trainer.limit_train_batches=null",
+            "trainer.max_epochs=5",
+            "trainer.max_steps=4",
+        ]
     )
     train(cfg)
     lines = (Path(cfg.paths.output_dir) / "csv" / "metrics.csv").read_text().splitlines()
