@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
+from genlab.compat import lightning_writes_logs_this_step
 from genlab.nets.layers import evaluating
 from genlab.utils.errors import ConfigError
 from genlab.utils.rng import restore_rng_states, rng_states
@@ -91,7 +92,7 @@ class GenerativeModule(pl.LightningModule):
         if trainer is None or trainer.fast_dev_run:
             return True
         try:
-            return trainer._logger_connector.should_update_logs
+            return lightning_writes_logs_this_step(trainer)
         except (AttributeError, NotImplementedError):
             return True
 
