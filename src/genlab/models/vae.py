@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Normal
 
-from genlab.losses import bernoulli_nll, gaussian_kl, gaussian_nll, iwae_bound, iwae_loss
+from genlab.losses import bernoulli_nll, gaussian_kl, gaussian_nll, iwae_bound
 from genlab.models.base import (
     GenerativeModule,
     OptimizerFactory,
@@ -190,10 +190,10 @@ class VAEModule(GenerativeModule):
         x, labels = batch[0], self.batch_labels(batch[1])
         if self.objective == "iwae":
             log_w = self.log_weights(x, self.posterior(x, labels), self.iw_samples, labels)
-            neg_bound, surrogate = iwae_loss(log_w)
+            loss = -iwae_bound(log_w).mean()
             if self.logs_this_step():
-                self.log("train/loss", neg_bound.mean(), batch_size=x.shape[0])
-            return surrogate.mean()
+                self.log("train/loss", loss.detach(), batch_size=x.shape[0])
+            return loss
         recon, kl = self.negative_elbo_terms(x, labels)
         weight = self.kl_weight()
         if self.logs_this_step():
