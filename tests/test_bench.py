@@ -15,6 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_quick_bench_writes_its_json(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     if shutil.which("make"):

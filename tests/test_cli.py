@@ -11,6 +11,8 @@ from PIL import Image
 from tests.helpers.cli import BIN, run
 from tests.helpers.runs import TINY_RUN
 
+pytestmark = pytest.mark.slow  # the console scripts as subprocesses
+
 
 @pytest.fixture(scope="module")
 def quickstart_run(tmp_path_factory: pytest.TempPathFactory) -> Path:

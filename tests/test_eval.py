@@ -26,6 +26,7 @@ COMMON_FIELDS = {
 VAE_FIELDS = {"test_elbo_nats", "iw_nll_nats", "iw_nll_bits_per_dim", "iw_samples"}
 
 
+@pytest.mark.slow
 def test_eval_writes_every_field_for_a_vae(
     make_config: Callable[..., DictConfig], tmp_path: Path
 ) -> None:

@@ -25,6 +25,8 @@ from genlab.utils.run_result import read_result
 from tests.helpers.cli import BIN
 from tests.helpers.runs import TINY_RUN, MakeConfig
 
+pytestmark = pytest.mark.slow  # subprocesses killed and resumed
+
 BATCHES_PER_EPOCH = 120
 SETTINGS = [
     "trainer.deterministic=true", "trainer.max_epochs=3", "data.batch_size=16",

@@ -246,6 +246,7 @@ def test_eval_with_the_gmm_sampler_reports_both_fids(
     assert math.isfinite(results["iw_nll_nats"])  # the conditional bound, with labels
 
 
+@pytest.mark.slow
 def test_gmm_sampler_on_a_gan_fails_in_one_line(tmp_path: Path) -> None:
     ckpt = train_recipe("quickstart", tmp_path / "gan")
     proc = run(
