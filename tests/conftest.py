@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from omegaconf import DictConfig
 
+from genlab.config.schema import register_schemas
 from genlab.utils.resolvers import register_resolvers
 from tests.helpers.runs import compose_config
 
@@ -16,6 +17,7 @@ os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("WANDB_DISABLE_GIT", "true")
 register_resolvers()
+register_schemas()
 
 
 @pytest.fixture

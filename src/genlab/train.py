@@ -21,6 +21,8 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from genlab.callbacks import NanGuard, StoreRunConfig
 from genlab.checkpoints import AtomicCheckpointIO, read_checkpoint, resume_path
 from genlab.compat import end_ddp_job, start_ddp_ranks_as_the_job
+from genlab.config.schema import register_schemas
+from genlab.config.validation import check_config
 from genlab.requeue import requeued_checkpoint, requeued_when_preempted
 from genlab.resume import (
     carry_over_csv_log,
@@ -30,9 +32,7 @@ from genlab.resume import (
 )
 from genlab.utils.config_checks import (
     check_batch_norm,
-    check_numeric_types,
     check_optimized_metric,
-    check_top_level_keys,
     check_trainer_epochs,
     check_trainer_steps,
 )
@@ -75,8 +75,7 @@ def train(cfg: DictConfig, warnings: list[str] | None = None) -> float | None:
     What a completed run should not keep quiet about (steps skipped for non-finite losses)
     is logged and appended to `warnings` (result.yaml's).
     """
-    check_top_level_keys(cfg)
-    check_numeric_types(cfg)
+    check_config(cfg)
     check_trainer_steps(cfg)
     check_trainer_epochs(cfg)
     ckpt_path, progress = None, None
@@ -155,6 +154,7 @@ def best_value(trainer: pl.Trainer, metric: str | None) -> float | None:
 
 
 register_resolvers()
+register_schemas()
 start_ddp_ranks_as_the_job()
 
 

@@ -29,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import Tensor
 from torch.optim import Optimizer
 
+from genlab.config.schema import register_schemas
 from genlab.models import GANModule, GenerativeModule, VAEModule
 from genlab.utils.errors import ConfigError
 from genlab.utils.paths import config_dir
@@ -47,6 +48,7 @@ BENCH_OVERRIDES = [
 def compose_train_config(overrides: list[str], run_dir: Path) -> DictConfig:
     """The config `genlab-train <overrides>` would run, with every path under `run_dir`."""
     register_resolvers()
+    register_schemas()
     GlobalHydra.instance().clear()
     paths = [f"paths.root_dir={run_dir}", f"paths.cache_dir={run_dir / 'cache'}"]
     with initialize_config_dir(version_base="1.3", config_dir=str(config_dir())):

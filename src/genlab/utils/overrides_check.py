@@ -21,7 +21,9 @@ from hydra.errors import (
     OverrideParseException,
 )
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ValidationError
 
+from genlab.config.schema import register_schemas
 from genlab.utils.errors import ConfigError, user_errors_reported
 from genlab.utils.paths import config_dir
 from genlab.utils.resolvers import register_resolvers
@@ -115,6 +117,8 @@ def describe(error: HydraException, config_name: str, overrides: list[str]) -> s
                 f"choose one of {', '.join(sorted(error.options))}"
             )
     full_key = getattr(error.__cause__, "full_key", None)
+    if isinstance(error.__cause__, ValidationError) and full_key:  # a value of the wrong type
+        return f"{full_key}: {str(error.__cause__).splitlines()[0]}"
     if isinstance(error, ConfigCompositionException) and full_key:
         parent = full_key.rpartition(".")[0]
         others = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != full_key]
@@ -160,6 +164,7 @@ def checked_entry_point(hydra_main: Callable[[], object], config_name: str) -> C
 
     def entry_point() -> None:
         register_resolvers()
+        register_schemas()
         with user_errors_reported():
             check_overrides(config_name, sys.argv[1:])
         try:
