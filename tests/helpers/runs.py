@@ -5,12 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
-from genlab.utils.paths import config_dir
+from genlab.config.compose import compose_config as compose
 
 # `make_config(name, overrides, data_dir)`: the conftest fixture's type.
 MakeConfig = Callable[..., DictConfig]
@@ -35,24 +32,9 @@ TINY_RUN = [*TINY_RUN_WITHOUT_METRICS, "metrics.n_samples=100"]
 def compose_config(
     config_name: str, overrides: list[str], run_dir: Path, data_dir: Path | None = None
 ) -> DictConfig:
-    """Compose a genlab config the way the entry point does, with paths under `run_dir`."""
-    GlobalHydra.instance().clear()
-    path_overrides = [
-        f"paths.root_dir={run_dir}",
-        f"paths.cache_dir={run_dir / 'cache'}",
-        f"paths.data_dir={data_dir or run_dir / 'data'}",
-    ]
-    with initialize_config_dir(version_base="1.3", config_dir=str(config_dir())):
-        cfg = compose(
-            config_name=config_name,
-            overrides=path_overrides + overrides,
-            return_hydra_config=True,
-        )
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(run_dir)
-        del cfg["hydra"]
-    return cfg
+    """Compose a genlab config ready to run in `run_dir`; datasets under `run_dir/data`
+    unless `data_dir` is given, so that no test reads another test's files."""
+    return compose(config_name, overrides, run_dir, data_dir or run_dir / "data")
 
 
 # ... with no metrics at all, logged to CSV: runs that check checkpoints, resume and faults.

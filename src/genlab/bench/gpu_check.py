@@ -41,8 +41,9 @@ from hydra.utils import instantiate
 
 from genlab.bench.evaluation import bench_evaluation
 from genlab.bench.overhead import bench_overhead
-from genlab.bench.training import bench_training, compose_train_config
+from genlab.bench.training import bench_training
 from genlab.checkpoints import load_model, run_datamodule
+from genlab.config.compose import compose_config
 from genlab.metrics.extractors import INCEPTION_WEIGHTS, build_extractor, inception_weights_path
 from genlab.metrics.real_features import real_features
 from genlab.metrics.suite import MetricSuite
@@ -274,7 +275,7 @@ def run_subprocess(command: list[str], log: Path) -> None:
 
 def ddp_epochs(overrides: list[str], run_dir: Path, world: int, batch: int, iterations: int) -> int:
     """Epochs that hold at least `iterations` iterations per rank under DDP."""
-    cfg = compose_train_config(overrides, run_dir)
+    cfg = compose_config("train", overrides, run_dir)
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")
     per_rank = math.ceil(len(datamodule.train_dataloader().dataset) / world)

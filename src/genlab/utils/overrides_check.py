@@ -10,8 +10,6 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ValueType
 from hydra.errors import (
@@ -23,9 +21,9 @@ from hydra.errors import (
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ValidationError
 
+from genlab.config.compose import compose_config
 from genlab.config.schema import register_schemas
 from genlab.utils.errors import ConfigError, user_errors_reported
-from genlab.utils.paths import config_dir
 from genlab.utils.resolvers import register_resolvers
 from genlab.utils.sweep_summary import print_unfinished_sweep_summaries
 
@@ -96,15 +94,6 @@ def ambiguous_sweep(args: list[str]) -> str | None:
                 f"{override.key_or_group}=[a,b], or add -m to sweep over the values"
             )
     return None
-
-
-def compose_config(config_name: str, overrides: list[str]) -> DictConfig:
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(version_base="1.3", config_dir=str(config_dir())):
-            return compose(config_name=config_name, overrides=overrides)
-    finally:
-        GlobalHydra.instance().clear()
 
 
 def describe(error: HydraException, config_name: str, overrides: list[str]) -> str:
