@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import WeightAveraging
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from genlab.callbacks import NanGuard, StoreRunConfig
+from genlab.callbacks import NanGuard, RNGStates, StoreRunConfig
 from genlab.checkpoints import AtomicCheckpointIO, read_checkpoint, resume_path
 from genlab.compat import end_ddp_job, start_ddp_ranks_as_the_job
 from genlab.config.schema import register_schemas
@@ -109,7 +109,7 @@ def train(cfg: DictConfig, warnings: list[str] | None = None) -> float | None:
     callbacks = [*build_all("callbacks", cfg.callbacks), StoreRunConfig(run_config)]
     if metrics is not None:
         callbacks.append(metrics)
-    callbacks = weight_averaging_last(callbacks)
+    callbacks = [*weight_averaging_last(callbacks), RNGStates()]  # RNGStates: see its class
     loggers = build_all("logger", cfg.logger)
     if ckpt_path is not None and run_dir.resolve() in ckpt_path.resolve().parents:  # in place
         carry_over_csv_log(loggers, progress)

@@ -14,7 +14,6 @@ from torch.optim import Optimizer
 from genlab.compat import lightning_writes_logs_this_step
 from genlab.nets.layers import evaluating
 from genlab.utils.errors import ConfigError
-from genlab.utils.rng import restore_rng_states, rng_states
 
 OptimizerFactory = Callable[..., Optimizer]
 SchedulerFactory = Callable[[Optimizer], object]
@@ -56,7 +55,6 @@ class GenerativeModule(pl.LightningModule):
         self.scheduler_factory = scheduler
         self.compile_networks = compile
         self.channels_last = channels_last
-        self._resumed_rng_states: dict | None = None  # from a checkpoint, until training starts
 
     def setup(self, stage: str) -> None:
         """Check a conditional model's classes against the data; opt-in speed-ups for fitting.
@@ -95,23 +93,6 @@ class GenerativeModule(pl.LightningModule):
             return lightning_writes_logs_this_step(trainer)
         except (AttributeError, NotImplementedError):
             return True
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        """Keep the RNG states, so that a resumed run draws what the uninterrupted one would."""
-        checkpoint["rng_states"] = rng_states()
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self._resumed_rng_states = checkpoint.get("rng_states")
-
-    def on_train_start(self) -> None:
-        """Restore the checkpoint's RNG states as the first batch is about to run.
-
-        Not at load time: Lightning calls `on_fit_start` hooks after loading, and those
-        may draw random numbers (the FID callback builds its feature extractor there).
-        """
-        if self._resumed_rng_states is not None:
-            restore_rng_states(self._resumed_rng_states)
-            self._resumed_rng_states = None
 
     @property
     def conditional(self) -> bool:
