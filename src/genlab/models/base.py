@@ -1,22 +1,17 @@
-"""What every generative model in genlab shares: latents, `generate`, optimisers, shape checks."""
+"""What every generative model in genlab shares: latents, `generate`, shape checks."""
 
 from __future__ import annotations
 
-import inspect
 from abc import abstractmethod
-from collections.abc import Callable, Iterable
 
 import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
-from torch.optim import Optimizer
 
 from genlab.compat import lightning_writes_logs_this_step
+from genlab.models.optimizers import OptimizerFactory, SchedulerFactory
 from genlab.nets.layers import evaluating
 from genlab.utils.errors import ConfigError
-
-OptimizerFactory = Callable[..., Optimizer]
-SchedulerFactory = Callable[[Optimizer], object]
 
 
 class GenerativeModule(pl.LightningModule):
@@ -216,40 +211,6 @@ class GenerativeModule(pl.LightningModule):
             label_chunks = labels.split(batch_size) if labels is not None else [None] * len(chunks)
             images = [self.decode(zc, yc) for zc, yc in zip(chunks, label_chunks, strict=True)]
         return torch.cat(images).clamp_(-1.0, 1.0)
-
-    def make_optimizer(self, params: Iterable[nn.Parameter], **overrides: float) -> Optimizer:
-        """Build an optimiser from the config's partial, e.g. with a per-network learning rate.
-
-        On CUDA an optimiser that has a fused kernel (Adam, AdamW, SGD, ...) gets
-        `fused=True` unless the config sets `fused` or `foreach`: one kernel launch per step, not
-        several per parameter.
-        """
-        params = list(params)
-        kwargs = {k: v for k, v in overrides.items() if v is not None}
-        configured = getattr(self.optimizer_factory, "keywords", {})
-        lr = kwargs.get("lr", configured.get("lr"))
-        if lr is not None and lr <= 0:
-            raise ConfigError(f"learning rate must be > 0, got {lr}; fix model.optimizer.lr")
-        on_cuda = bool(params) and all(p.is_cuda for p in params)
-        chosen = {"fused", "foreach"} & configured.keys()  # the config picked its kernels
-        if on_cuda and not chosen and accepts_fused(self.optimizer_factory):
-            kwargs["fused"] = True
-        return self.optimizer_factory(params, **kwargs)
-
-    def with_schedulers(self, optimizers: list[Optimizer]) -> list[Optimizer] | tuple[list, list]:
-        """Return what `configure_optimizers` expects, adding one scheduler per optimiser."""
-        if self.scheduler_factory is None:
-            return optimizers
-        return optimizers, [self.scheduler_factory(opt) for opt in optimizers]
-
-
-def accepts_fused(factory: OptimizerFactory) -> bool:
-    """Whether the optimiser class behind a (partial) factory takes a `fused` argument."""
-    cls = getattr(factory, "func", factory)
-    try:
-        return "fused" in inspect.signature(cls).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 def check_output_shape(

@@ -22,12 +22,16 @@ from torch.distributions import Normal
 from genlab.losses import bernoulli_nll, gaussian_kl, gaussian_nll, iwae_bound
 from genlab.models.base import (
     GenerativeModule,
-    OptimizerFactory,
-    SchedulerFactory,
     check_output_shape,
     conditioned,
     dry_run_on_images,
     dry_run_on_latents,
+)
+from genlab.models.optimizers import (
+    OptimizerFactory,
+    SchedulerFactory,
+    build_optimizer,
+    with_schedulers,
 )
 from genlab.utils.errors import ConfigError
 
@@ -184,7 +188,8 @@ class VAEModule(GenerativeModule):
         return frozenset(names)
 
     def configure_optimizers(self):
-        return self.with_schedulers([self.make_optimizer(self.parameters())])
+        optimizer = build_optimizer(self.optimizer_factory, self.parameters())
+        return with_schedulers(self.scheduler_factory, [optimizer])
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         x, labels = batch[0], self.batch_labels(batch[1])
