@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from omegaconf import DictConfig
 
+from genlab.config.resolvers import register_resolvers
 from genlab.config.schema import register_schemas
-from genlab.utils.resolvers import register_resolvers
 from tests.helpers.runs import compose_config
 
 os.environ.setdefault("WANDB_MODE", "offline")

@@ -19,15 +19,15 @@ import wandb
 import yaml
 from omegaconf import OmegaConf
 
+from genlab.config.instantiate import build
+from genlab.config.overrides import check_overrides
+from genlab.errors import ConfigError
 from genlab.eval import evaluate
+from genlab.runs.run_logging import finish_wandb
 from genlab.sample import sample
 from genlab.train import train
-from genlab.utils import resolvers
-from genlab.utils.errors import ConfigError
-from genlab.utils.instantiate import build
-from genlab.utils.overrides_check import check_overrides
+from genlab.config import resolvers
 from genlab.utils.precision import resolve_cpu_precision
-from genlab.utils.run_logging import finish_wandb
 from tests.helpers.runs import TINY_RUN, MakeConfig
 
 BIN = Path(sys.executable).parent

@@ -106,7 +106,7 @@ def test_breakdown_settings_switch_off_what_they_leave_out(tmp_path: Path) -> No
     from genlab.bench.near_zero import near_zero_networks
     from genlab.bench.overhead import apply, settings
     from genlab.bench.training import training_config
-    from genlab.utils.instantiate import build_all
+    from genlab.config.instantiate import build_all
 
     base = training_config("vae", "32-true", 8, tmp_path, [])
     names = [name for name, node in base.callbacks.items() if node is not None]

@@ -9,8 +9,8 @@ import pytest
 from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from genlab.config.paths import config_dir
 from genlab.config.validation import check_config
-from genlab.utils.paths import config_dir
 
 CONF = config_dir()
 GROUPS = ["data", "model", "model/net", "trainer", "logger", "callbacks", "metrics",

@@ -19,10 +19,10 @@ import torch
 import yaml
 
 from genlab.checkpoints import read_checkpoint
+from genlab.errors import GenlabError
 from genlab.metrics.stats_cache import cache_key, cache_path, cached_features
+from genlab.runs.result import read_result, write_result
 from genlab.train import train
-from genlab.utils.errors import GenlabError
-from genlab.utils.run_result import read_result, write_result
 from tests.helpers.runs import TINY_RUN_WITHOUT_METRICS, MakeConfig
 
 

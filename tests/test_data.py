@@ -15,6 +15,7 @@ from pytorch_lightning.utilities.data import _update_dataloader
 from torch.utils.data import DataLoader, DistributedSampler
 from torchvision.transforms.v2.functional import to_pil_image
 
+from genlab.config.paths import config_dir
 from genlab.data import (
     CIFAR10DataModule,
     DataConfigError,
@@ -27,7 +28,6 @@ from genlab.data import (
     MNISTEmbeddedDataModule,
 )
 from genlab.data.memory import ResumableLoader, tensor_loader
-from genlab.utils.paths import config_dir
 from tests.helpers.fake_datasets import (
     write_cifar10,
     write_corrupt_images,

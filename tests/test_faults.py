@@ -14,12 +14,12 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from genlab.callbacks import NonFiniteLossError
+from genlab.config.paths import config_dir
 from genlab.models import VAEModule
+from genlab.runs.result import read_result
+from genlab.runs.run_dir_check import ExistingRunCheck
 from genlab.train import train
 from genlab.utils.files import remove_stale_temp_files, write_atomically
-from genlab.utils.paths import config_dir
-from genlab.utils.run_dir_check import ExistingRunCheck
-from genlab.utils.run_result import read_result
 from tests.helpers.cli import BIN, run
 from tests.helpers.nan import nan_on_training_calls, poison_gan_discriminator_loss
 from tests.helpers.runs import TINY_RUN_NO_METRICS, compose_config

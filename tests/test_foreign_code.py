@@ -18,8 +18,11 @@ from omegaconf import OmegaConf
 from torch.hub import HASH_REGEX
 
 from genlab.checkpoints import load_model, run_datamodule
+from genlab.config.instantiate import check_target
+from genlab.config.paths import config_dir
 from genlab.data.cifar import CIFAR10DataModule
 from genlab.data.errors import DataError
+from genlab.errors import ConfigError, GenlabError
 from genlab.metrics.extractors import (
     INCEPTION_SHA256,
     INCEPTION_WEIGHTS,
@@ -27,9 +30,6 @@ from genlab.metrics.extractors import (
     inception_weights_path,
 )
 from genlab.train import train
-from genlab.utils.errors import ConfigError, GenlabError
-from genlab.utils.instantiate import check_target
-from genlab.utils.paths import config_dir
 from tests.helpers.fake_datasets import write_cifar10
 from tests.helpers.runs import TINY_RUN, MakeConfig
 

@@ -14,12 +14,12 @@ import torch
 from genlab import losses
 from genlab.augment import DiffAugment, cutout, translation
 from genlab.checkpoints import load_model
+from genlab.errors import ConfigError
 from genlab.models import GANModule
 from genlab.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from genlab.nets.layers import ConditionalBatchNorm2d
 from genlab.nets.resnet import ResNetDiscriminator, ResNetGenerator
 from genlab.train import train, weight_averaging_last
-from genlab.utils.errors import ConfigError
 from genlab.visualize import class_per_row
 from tests.helpers.fake_datasets import write_cifar10
 from tests.helpers.runs import TINY_RUN, TINY_RUN_NO_METRICS, MakeConfig

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from genlab import losses
-from genlab.utils.errors import ConfigError
+from genlab.errors import ConfigError
 
 LOG2 = math.log(2.0)
 

@@ -13,6 +13,7 @@ import torch
 from torchmetrics.image.fid import FrechetInceptionDistance
 
 from genlab.data import MNISTEmbeddedDataModule
+from genlab.errors import ConfigError, GenlabError
 from genlab.metrics import GenerativeMetrics, extractors
 from genlab.metrics.extractors import (
     INCEPTION_WEIGHTS,
@@ -33,7 +34,6 @@ from genlab.metrics.precision_recall import precision_recall
 from genlab.metrics.real_features import real_features
 from genlab.metrics.stats_cache import cache_key, cache_path, cached_features
 from genlab.metrics.suite import MetricSuite, Precomputed
-from genlab.utils.errors import ConfigError, GenlabError
 
 
 def reference_fid(a: np.ndarray, b: np.ndarray) -> float:

@@ -8,10 +8,10 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
+from genlab.errors import ConfigError
 from genlab.models import GANModule
 from genlab.models.optimizers import accepts_fused
 from genlab.nets.dcgan import DCGANDiscriminator, DCGANGenerator
-from genlab.utils.errors import ConfigError
 from tests.helpers.tiny import LATENT, fit, tiny_gan, tiny_vae
 
 

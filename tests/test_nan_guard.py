@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from genlab.callbacks import NanGuard, NonFiniteLossError
+from genlab.errors import ConfigError
 from genlab.models import GANModule, VAEModule
 from genlab.train import train
-from genlab.utils.errors import ConfigError
 from tests.helpers.nan import nan_on_training_calls, poison_gan_discriminator_loss
 from tests.helpers.runs import TINY_RUN_WITHOUT_METRICS, MakeConfig
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from genlab.errors import ConfigError
 from genlab.models import GANModule
 from genlab.nets.conv_vae import ConvDecoder, ConvEncoder
 from genlab.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from genlab.nets.seed import SeedDiscriminator, SeedGenerator
-from genlab.utils.errors import ConfigError
 
 
 @pytest.mark.parametrize(("channels", "size"), [(1, 28), (3, 32)])

@@ -12,14 +12,14 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from genlab.config.instantiate import build
+from genlab.errors import GenlabError
 from genlab.eval import evaluate
 from genlab.metrics.extractors import LeNetExtractor
 from genlab.metrics.stats_cache import cache_key, cache_path, cached_features
 from genlab.metrics.suite import MetricSuite, NonFiniteSamplesError
 from genlab.models import GANModule
 from genlab.train import train
-from genlab.utils.errors import GenlabError
-from genlab.utils.instantiate import build
 from tests.helpers.runs import TINY_RUN, MakeConfig
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from genlab.utils.run_result import read_result
+from genlab.runs.result import read_result
 from tests.helpers.cli import BIN, run
 
 SETTINGS = [

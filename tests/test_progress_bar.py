@@ -6,7 +6,7 @@ import pytest
 from pytorch_lightning.callbacks import RichProgressBar
 
 from genlab.callbacks import IntervalProgressBar
-from genlab.utils.errors import ConfigError
+from genlab.errors import ConfigError
 from tests.helpers.tiny import fit, tiny_gan, tiny_vae
 
 

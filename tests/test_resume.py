@@ -19,9 +19,9 @@ import pytorch_lightning as pl
 import torch
 
 from genlab.callbacks import InterruptCheckpoint
+from genlab.runs.result import read_result
 from genlab.train import train
 from genlab.utils.disk import DiskFullError
-from genlab.utils.run_result import read_result
 from tests.helpers.cli import BIN
 from tests.helpers.runs import TINY_RUN, MakeConfig
 

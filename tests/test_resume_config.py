@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import torch
 
+from genlab.errors import ConfigError
 from genlab.resume import resumed_config
 from genlab.train import train
-from genlab.utils.errors import ConfigError
 from tests.helpers.runs import TINY_RUN_NO_METRICS, compose_config
 
 STORED: dict[str, Any] = {

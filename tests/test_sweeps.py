@@ -12,8 +12,8 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-from genlab.utils.paths import config_dir
-from genlab.utils.resolvers import sweep_name
+from genlab.config.paths import config_dir
+from genlab.config.resolvers import sweep_name
 from tests.helpers.cli import summary, sweep
 from tests.helpers.runs import compose_config
 

@@ -9,8 +9,8 @@ import torch
 from torchvision.io import read_image
 
 from genlab.data import DataError
+from genlab.errors import ConfigError
 from genlab.train import train
-from genlab.utils.errors import ConfigError
 from tests.helpers.fake_datasets import write_cifar10, write_image_folder, write_mnist
 from tests.helpers.runs import TINY_RUN, MakeConfig
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from genlab.utils import resolvers
-from genlab.utils.overrides_check import sweep_jobs_to_check
-from genlab.utils.paths import config_dir
-from genlab.utils.run_result import read_result, result_recorded
+from genlab.config.overrides import sweep_jobs_to_check
+from genlab.config.paths import config_dir
+from genlab.runs.result import read_result, result_recorded
+from genlab.config import resolvers
 
 
 def test_wandb_is_offline_without_credentials(tmp_path: Path, monkeypatch) -> None:
@@ -42,7 +42,7 @@ def test_wandb_is_online_with_an_api_key_or_a_netrc_login(tmp_path: Path, monkey
 
 def test_run_id_is_fixed_in_a_process_and_differs_between_processes() -> None:
     assert resolvers.run_id() == resolvers.run_id()
-    code = "from genlab.utils.resolvers import run_id; print(run_id())"
+    code = "from genlab.config.resolvers import run_id; print(run_id())"
     ids = {
         subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip()
         for _ in range(3)

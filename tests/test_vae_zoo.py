@@ -17,6 +17,7 @@ from torchvision.utils import make_grid
 
 from genlab.checkpoints import load_model
 from genlab.data import MNISTEmbeddedDataModule
+from genlab.errors import ConfigError
 from genlab.eval import evaluate
 from genlab.losses import iwae_bound
 from genlab.models import VAEModule
@@ -24,7 +25,6 @@ from genlab.models.latent_gmm import LatentGMM, encoded_means, fit_latent_gmm
 from genlab.nets.conv_vae import ConvDecoder, ConvEncoder
 from genlab.sample import sample
 from genlab.train import train
-from genlab.utils.errors import ConfigError
 from tests.helpers.cli import BIN, run
 from tests.helpers.runs import TINY_RUN, compose_config
 

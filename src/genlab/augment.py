@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from genlab.utils.errors import ConfigError
+from genlab.errors import ConfigError
 
 
 def _per_image(x: Tensor) -> Tensor:

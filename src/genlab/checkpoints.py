@@ -9,10 +9,10 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
+from genlab.config.instantiate import build
+from genlab.errors import GenlabError
 from genlab.models.base import GenerativeModule
-from genlab.utils.errors import GenlabError
 from genlab.utils.files import write_atomically
-from genlab.utils.instantiate import build
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

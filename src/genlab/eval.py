@@ -20,6 +20,11 @@ from rich.console import Console
 from rich.table import Table
 
 from genlab.checkpoints import load_model, run_datamodule
+from genlab.config.checks import EVAL_KEYS, check_numbers
+from genlab.config.overrides import checked_entry_point
+from genlab.config.paths import config_dir
+from genlab.config.resolvers import register_resolvers
+from genlab.errors import user_errors_reported
 from genlab.metrics.extractors import build_extractor
 from genlab.metrics.likelihood import likelihood_report
 from genlab.metrics.precision_recall import precision_recall
@@ -28,14 +33,9 @@ from genlab.metrics.suite import MetricSuite, NonFiniteSamplesError
 from genlab.models import VAEModule
 from genlab.models.base import GenerativeModule
 from genlab.models.latent_gmm import check_sampler, fit_latent_gmm
-from genlab.utils.config_checks import EVAL_KEYS, check_numbers
+from genlab.runs.output_paths import writable_file
+from genlab.runs.result import result_recorded
 from genlab.utils.devices import checked_device
-from genlab.utils.errors import user_errors_reported
-from genlab.utils.output_paths import writable_file
-from genlab.utils.overrides_check import checked_entry_point
-from genlab.utils.paths import config_dir
-from genlab.utils.resolvers import register_resolvers
-from genlab.utils.run_result import result_recorded
 
 log = logging.getLogger(__name__)
 

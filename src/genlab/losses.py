@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from genlab.utils.errors import ConfigError
+from genlab.errors import ConfigError
 
 
 class GANLoss(NamedTuple):

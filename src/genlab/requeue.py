@@ -38,7 +38,7 @@ import pytorch_lightning as pl
 from lightning_fabric.plugins.environments import SLURMEnvironment
 from pytorch_lightning.utilities import rank_zero_only
 
-from genlab.utils.run_result import INTERRUPTED_EXIT_CODE, RESULT_FILE, read_result, write_result
+from genlab.runs.result import INTERRUPTED_EXIT_CODE, RESULT_FILE, read_result, write_result
 
 log = logging.getLogger("genlab")
 

@@ -29,9 +29,9 @@ from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 
 from genlab.compat import checkpoint_batches_that_stepped
-from genlab.utils.errors import ConfigError
+from genlab.config.paths import config_dir
+from genlab.errors import ConfigError
 from genlab.utils.files import remove_stale_temp_files, write_atomically
-from genlab.utils.paths import config_dir
 
 # Keys (and every key below them) that a command line may change when a run resumes.
 SAFE_ON_RESUME = (

@@ -18,15 +18,15 @@ from omegaconf import DictConfig, ListConfig
 from torchvision.utils import make_grid, save_image
 
 from genlab.checkpoints import load_model, run_datamodule
+from genlab.config.checks import SAMPLE_KEYS, check_numbers
+from genlab.config.overrides import checked_entry_point
+from genlab.config.paths import config_dir
+from genlab.config.resolvers import register_resolvers
+from genlab.errors import ConfigError, user_errors_reported
 from genlab.models.latent_gmm import check_sampler, fit_latent_gmm
-from genlab.utils.config_checks import SAMPLE_KEYS, check_numbers
+from genlab.runs.output_paths import writable_directory
+from genlab.runs.result import result_recorded
 from genlab.utils.devices import checked_device
-from genlab.utils.errors import ConfigError, user_errors_reported
-from genlab.utils.output_paths import writable_directory
-from genlab.utils.overrides_check import checked_entry_point
-from genlab.utils.paths import config_dir
-from genlab.utils.resolvers import register_resolvers
-from genlab.utils.run_result import result_recorded
 
 log = logging.getLogger(__name__)
 

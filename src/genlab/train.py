@@ -21,8 +21,19 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from genlab.callbacks import NanGuard, RNGStates, StoreRunConfig
 from genlab.checkpoints import AtomicCheckpointIO, read_checkpoint, resume_path
 from genlab.compat import end_ddp_job, start_ddp_ranks_as_the_job
+from genlab.config.checks import (
+    check_batch_norm,
+    check_optimized_metric,
+    check_trainer_epochs,
+    check_trainer_steps,
+)
+from genlab.config.instantiate import build, build_all
+from genlab.config.overrides import checked_entry_point
+from genlab.config.paths import config_dir
+from genlab.config.resolvers import register_resolvers
 from genlab.config.schema import register_schemas
 from genlab.config.validation import check_config
+from genlab.errors import user_errors_reported
 from genlab.requeue import requeued_checkpoint, requeued_when_preempted
 from genlab.resume import (
     carry_over_csv_log,
@@ -30,21 +41,10 @@ from genlab.resume import (
     remove_interrupted_writes,
     restore_run_config,
 )
-from genlab.utils.config_checks import (
-    check_batch_norm,
-    check_optimized_metric,
-    check_trainer_epochs,
-    check_trainer_steps,
-)
+from genlab.runs.result import INTERRUPTED_EXIT_CODE, result_recorded
+from genlab.runs.run_logging import continue_wandb_run, finish_wandb, log_hyperparameters
 from genlab.utils.disk import disk_full_reported
-from genlab.utils.errors import user_errors_reported
-from genlab.utils.instantiate import build, build_all
-from genlab.utils.overrides_check import checked_entry_point
-from genlab.utils.paths import config_dir
 from genlab.utils.precision import resolve_cpu_precision
-from genlab.utils.resolvers import register_resolvers
-from genlab.utils.run_logging import continue_wandb_run, finish_wandb, log_hyperparameters
-from genlab.utils.run_result import INTERRUPTED_EXIT_CODE, result_recorded
 
 log = logging.getLogger(__name__)
 

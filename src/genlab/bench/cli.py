@@ -25,7 +25,7 @@ from genlab.bench.evaluation import bench_evaluation
 from genlab.bench.overhead import bench_overhead
 from genlab.bench.report import environment, peak_rss_mb, render
 from genlab.bench.training import bench_training, digits_parsed_once
-from genlab.utils.errors import user_errors_reported
+from genlab.errors import user_errors_reported
 
 #: the breakdown's settings in a --quick run: the two ends
 QUICK_BREAKDOWN = ["lightning", "genlab"]

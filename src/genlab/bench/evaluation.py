@@ -12,10 +12,10 @@ import torch
 
 from genlab.bench.training import BENCH_OVERRIDES, synchronize
 from genlab.config.compose import compose_config
+from genlab.config.instantiate import build
 from genlab.metrics.extractors import build_extractor
 from genlab.metrics.real_features import real_features
 from genlab.metrics.suite import MetricSuite
-from genlab.utils.instantiate import build
 
 T = TypeVar("T")
 

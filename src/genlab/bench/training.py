@@ -27,8 +27,8 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 from genlab.config.compose import compose_config
+from genlab.errors import ConfigError
 from genlab.models import GANModule, GenerativeModule, VAEModule
-from genlab.utils.errors import ConfigError
 
 # What a bench run changes from `genlab-train`'s defaults, and why:
 BENCH_OVERRIDES = [

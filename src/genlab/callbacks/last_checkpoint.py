@@ -26,7 +26,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Checkpoint, ModelCheckpoint
 from pytorch_lightning.trainer.states import TrainerFn
 
-from genlab.utils.errors import ConfigError
+from genlab.errors import ConfigError
 
 log = logging.getLogger("genlab")
 

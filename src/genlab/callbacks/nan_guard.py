@@ -26,7 +26,7 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 from genlab.callbacks.last_checkpoint import LastCheckpoint
-from genlab.utils.errors import ConfigError, GenlabError
+from genlab.errors import ConfigError, GenlabError
 
 log = logging.getLogger("genlab")
 

@@ -8,7 +8,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import RichProgressBar
 
-from genlab.utils.errors import ConfigError
+from genlab.errors import ConfigError
 
 
 class IntervalProgressBar(RichProgressBar):

@@ -20,7 +20,7 @@ from torch import Tensor
 from torchvision.utils import save_image
 
 from genlab.callbacks.image_logging import log_image
-from genlab.utils.errors import ConfigError
+from genlab.errors import ConfigError
 from genlab.visualize import class_per_row, latent_interpolation, reconstructions, to_grid
 
 

@@ -9,9 +9,9 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
+from genlab.config.paths import config_dir
+from genlab.config.resolvers import register_resolvers
 from genlab.config.schema import register_schemas
-from genlab.utils.paths import config_dir
-from genlab.utils.resolvers import register_resolvers
 
 
 def compose_config(

@@ -9,9 +9,9 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from genlab.config.instantiate import check_targets, locate
 from genlab.config.schema import PathsConfig, TrainConfig, target_schema
-from genlab.utils.errors import ConfigError
-from genlab.utils.instantiate import check_targets, locate
+from genlab.errors import ConfigError
 
 
 def first_line(err: Exception) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from genlab.utils.errors import GenlabError
+from genlab.errors import GenlabError
 
 
 class DataError(GenlabError):

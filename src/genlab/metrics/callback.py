@@ -9,10 +9,10 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import WandbLogger
 
+from genlab.errors import ConfigError
 from genlab.metrics.extractors import build_extractor
 from genlab.metrics.real_features import real_features
 from genlab.metrics.suite import MetricSuite, NonFiniteSamplesError
-from genlab.utils.errors import ConfigError
 
 log = logging.getLogger("genlab")
 

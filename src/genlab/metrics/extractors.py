@@ -16,8 +16,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from genlab.errors import ConfigError, GenlabError
 from genlab.metrics.lenet import WEIGHTS_FILE, load_lenet, weights_sha256
-from genlab.utils.errors import ConfigError, GenlabError
 
 INCEPTION_WEIGHTS = "weights-inception-2015-12-05-6726825d.pth"  # torch-fidelity's file name
 # SHA-256 of that file (95,628,359 bytes). By torch hub's naming convention the name ends

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from genlab.utils.errors import GenlabError
+from genlab.errors import GenlabError
 from genlab.utils.files import write_atomically
 
 log = logging.getLogger(__name__)

@@ -18,8 +18,8 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.inception import InceptionScore
 from torchmetrics.image.kid import KernelInceptionDistance
 
+from genlab.errors import GenlabError
 from genlab.metrics.extractors import FeatureExtractor
-from genlab.utils.errors import GenlabError
 
 
 class NonFiniteSamplesError(GenlabError):

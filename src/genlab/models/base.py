@@ -9,9 +9,9 @@ import torch
 from torch import Tensor, nn
 
 from genlab.compat import lightning_writes_logs_this_step
+from genlab.errors import ConfigError
 from genlab.models.optimizers import OptimizerFactory, SchedulerFactory
 from genlab.nets.layers import evaluating
-from genlab.utils.errors import ConfigError
 
 
 class GenerativeModule(pl.LightningModule):

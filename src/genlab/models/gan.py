@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from genlab.augment import DiffAugment
+from genlab.errors import ConfigError
 from genlab.losses import gan_loss, gradient_penalty, r1_penalty
 from genlab.models.base import (
     GenerativeModule,
@@ -27,7 +28,6 @@ from genlab.models.optimizers import (
     build_optimizer,
     with_schedulers,
 )
-from genlab.utils.errors import ConfigError
 
 
 class GANModule(GenerativeModule):

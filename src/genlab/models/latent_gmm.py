@@ -20,10 +20,10 @@ from pytorch_lightning import LightningDataModule
 from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
 from torch import Tensor
 
+from genlab.errors import ConfigError
 from genlab.models.base import GenerativeModule, conditioned
 from genlab.models.vae import VAEModule
 from genlab.nets.layers import evaluating
-from genlab.utils.errors import ConfigError
 
 #: where `generate` draws latents from: the model's prior, or a mixture fitted after training
 SAMPLERS = ("prior", "gmm")

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from torch import nn
 from torch.optim import Optimizer
 
-from genlab.utils.errors import ConfigError
+from genlab.errors import ConfigError
 
 OptimizerFactory = Callable[..., Optimizer]
 SchedulerFactory = Callable[[Optimizer], object]

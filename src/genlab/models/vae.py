@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Normal
 
+from genlab.errors import ConfigError
 from genlab.losses import bernoulli_nll, gaussian_kl, gaussian_nll, iwae_bound
 from genlab.models.base import (
     GenerativeModule,
@@ -33,7 +34,6 @@ from genlab.models.optimizers import (
     build_optimizer,
     with_schedulers,
 )
-from genlab.utils.errors import ConfigError
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 OBJECTIVES = ("elbo", "iwae")

@@ -13,10 +13,10 @@ from pathlib import Path
 
 from rich.console import Console
 
+from genlab.errors import GenlabError, user_errors_reported
 from genlab.report.plots import plot_fid, plot_losses, plot_samples
 from genlab.report.runs import Job, fid_features, find_jobs
 from genlab.report.table import markdown_table, rich_table, table
-from genlab.utils.errors import GenlabError, user_errors_reported
 
 REPORT_FILE = "report.md"
 PIPE_WIDTH = 200  # console columns when printing to a file or a pipe: no terminal to fit

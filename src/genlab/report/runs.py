@@ -17,9 +17,9 @@ from typing import Any
 
 import yaml
 
-from genlab.utils.errors import GenlabError
-from genlab.utils.run_result import RESULT_FILE, read_result
-from genlab.utils.sweep_summary import varying_overrides
+from genlab.errors import GenlabError
+from genlab.runs.result import RESULT_FILE, read_result
+from genlab.runs.sweep_summary import varying_overrides
 
 METRICS_CSV = Path("csv") / "metrics.csv"
 VAE_LOSS_TERMS = ("train/recon", "train/kl")  # the two terms of the VAE loss, nats per image

@@ -1,1 +1,1 @@
-"""Small helpers shared by the entry points: paths, errors, config checks."""
+"""Small helpers with no better room: devices, precision, a full disk, RNG states, atomic writes."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from genlab.utils.errors import ConfigError
+from genlab.errors import ConfigError
 
 
 def checked_device(name: str) -> torch.device:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from genlab.utils.errors import GenlabError
+from genlab.errors import GenlabError
 
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 

@@ -28,7 +28,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
 from genlab.compat import config_child
-from genlab.utils.errors import ConfigError, GenlabError
+from genlab.errors import ConfigError, GenlabError
 
 TRUSTED_MODULES_ENV = "GENLAB_TRUSTED_MODULES"
 

@@ -31,7 +31,7 @@ def user_errors_reported(multirun: bool = False) -> Iterator[None]:
 
     In a multirun the error is raised on as a SweepJobError instead, so that Hydra records
     the job as failed, the other jobs of the sweep keep running, and the sweep summary
-    (genlab.utils.sweep_summary) reports it with the job's overrides.
+    (genlab.runs.sweep_summary) reports it with the job's overrides.
     """
     try:
         yield

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from genlab.utils.errors import ConfigError
+from genlab.errors import ConfigError
 
 
 def writable_directory(key: str, path: Path) -> Path:

@@ -17,10 +17,10 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from genlab.errors import GenlabError, user_errors_reported
 from genlab.requeue import continued_here
-from genlab.utils.errors import GenlabError, user_errors_reported
-from genlab.utils.run_result import RESULT_FILE, read_result
-from genlab.utils.sweep_summary import SUMMARY_FILE
+from genlab.runs.result import RESULT_FILE, read_result
+from genlab.runs.sweep_summary import SUMMARY_FILE
 
 # What a run leaves in its directory.
 RUN_FILES = (".hydra/config.yaml", RESULT_FILE, "checkpoints", "csv/metrics.csv")

@@ -16,7 +16,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from genlab.utils.errors import GenlabError, user_errors_reported
+from genlab.errors import GenlabError, user_errors_reported
 
 
 def output_dir_problem(directory: Path, min_free_mb: float) -> str | None:

@@ -1,7 +1,7 @@
 """A Hydra callback that keeps a sweep's scoreboard: each job's status, value and error.
 
 Every job, in whichever process or machine the launcher ran it, completes the
-`result.yaml` that the run wrote (genlab.utils.run_result) with its job number,
+`result.yaml` that the run wrote (genlab.runs.result) with its job number,
 overrides and directory when it ends, and then rebuilds
 `<sweep dir>/summary.csv` (every job) and `<sweep dir>/best.yaml` (the job with the
 lowest value, and what it changed) from all results so far, under a file lock. A
@@ -29,9 +29,9 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
-from genlab.utils.errors import SweepJobError
+from genlab.errors import SweepJobError
+from genlab.runs.result import RESULT_FILE, read_result, write_result
 from genlab.utils.files import write_atomically
-from genlab.utils.run_result import RESULT_FILE, read_result, write_result
 
 log = logging.getLogger("genlab")
 
@@ -41,7 +41,7 @@ COLUMNS = ["job", "status", "value", "metric", "wall_seconds", "overrides", "err
 
 
 def job_result(job_return: JobReturn, job_num: int, job_dir: Path, sweep_dir: Path) -> dict:
-    """One row of the summary: what the job recorded (genlab.utils.run_result), with its
+    """One row of the summary: what the job recorded (genlab.runs.result), with its
     number, overrides and directory; `value` is its best optimized_metric."""
     recorded = read_result(job_dir) or {}
     failed = job_return.status != JobStatus.COMPLETED

@@ -7,7 +7,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from genlab.utils.errors import ConfigError
+from genlab.errors import ConfigError
 
 # genlab-sample's and genlab-eval's numeric keys: their type, and the least value that works.
 SAMPLE_KEYS: dict[str, tuple[type, int]] = {

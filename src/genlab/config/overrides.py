@@ -22,10 +22,10 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ValidationError
 
 from genlab.config.compose import compose_config
+from genlab.config.resolvers import register_resolvers
 from genlab.config.schema import register_schemas
-from genlab.utils.errors import ConfigError, user_errors_reported
-from genlab.utils.resolvers import register_resolvers
-from genlab.utils.sweep_summary import print_unfinished_sweep_summaries
+from genlab.errors import ConfigError, user_errors_reported
+from genlab.runs.sweep_summary import print_unfinished_sweep_summaries
 
 MULTIRUN_FLAGS = ("-m", "--multirun")
 

@@ -1,0 +1,1 @@
+"""Run directories, result.yaml, sweep summaries and W&B run continuity."""
