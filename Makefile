@@ -10,7 +10,7 @@ CKPT   ?=
 RUN    ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install train sweep sample eval report tensorboard fid-classifier bench test test-fast mutation lint format clean
+.PHONY: help install train sweep sample eval report tensorboard fid-classifier bench gpu-check test test-fast mutation lint format clean
 
 help: ## list every target
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ fid-classifier: $(STAMP) ## retrain the LeNet behind metrics=fid_lenet (determin
 
 bench: $(STAMP) ## training/eval throughput, genlab vs a plain loop: table + outputs/bench/*.json (ARGS=--quick)
 	$(BIN)/python scripts/bench.py $(ARGS)
+
+gpu-check: $(STAMP) ## the GPU path in one run within 5 min: table + outputs/gpu-check/*.json (ARGS=--dry-run: on the CPU)
+	$(BIN)/python scripts/gpu_check.py $(ARGS)
 
 test: $(STAMP) ## run the whole test suite (what CI runs)
 	$(BIN)/python -m pytest $(ARGS)

@@ -27,7 +27,14 @@ def test_quick_bench_writes_its_json(tmp_path: Path) -> None:
     assert "training throughput" in done.stdout
 
     result = json.loads(out.read_text())
-    assert {"environment", "settings", "training", "evaluation", "memory"} <= result.keys()
+    assert {
+        "environment",
+        "settings",
+        "training",
+        "breakdown",
+        "evaluation",
+        "memory",
+    } <= result.keys()
     assert {"date", "versions", "device", "cpu"} <= result["environment"].keys()
     rows = {(row["model"], row["precision"]) for row in result["training"]}
     assert {("gan", "32-true"), ("vae", "32-true"), ("gan", "bf16-mixed")} <= rows
@@ -35,6 +42,17 @@ def test_quick_bench_writes_its_json(tmp_path: Path) -> None:
         for key in ("framework_img_s", "plain_img_s", "ratio"):
             assert math.isfinite(row[key]) and row[key] > 0, (row, key)
         assert len(row["framework_window_s"]) == len(row["plain_window_s"]) == 3
+    assert "per-iteration cost, gan with near-zero networks" in done.stdout
+    for breakdown in result["breakdown"]:  # --quick: the two ends of the breakdown
+        rows = {row["key"]: row for row in breakdown["rows"]}
+        assert rows.keys() == {"lightning", "genlab"}
+        assert rows["lightning"]["added_ms"] == rows["lightning"]["overhead_ms"]
+        genlab = rows["genlab"]
+        assert genlab["added_ms"] == genlab["overhead_ms"] - rows["lightning"]["overhead_ms"]
+        assert all(math.isfinite(row["overhead_cpu_ms"]) for row in rows.values())
+        # the Trainer makes more calls per iteration than the plain loop, genlab's more still
+        assert 0 < rows["lightning"]["overhead_calls"] < rows["genlab"]["overhead_calls"]
+        assert breakdown["data_ms_per_batch"] > 0
     evaluation = result["evaluation"]
     for key in ("generate_gan_img_s", "generate_vae_img_s", "features_s", "frechet_s",
                 "fid_eval_s", "real_features_s", "real_features_cached_s"):  # fmt: skip
@@ -58,3 +76,61 @@ def test_the_plain_loop_refuses_options_it_does_not_reproduce() -> None:
     lacking = options_the_plain_loop_lacks(tiny_gan(r1_gamma=1.0, augment=["cutout"]))
     assert lacking == ["model.r1_gamma", "model.augment"]
     assert options_the_plain_loop_lacks(tiny_vae(objective="iwae")) == ["model.objective"]
+
+
+def test_summary_pairs_each_trainer_window_with_the_plain_window_after_it() -> None:
+    from genlab.bench.training import InterleavedTimer, Span
+    from tests.test_models import tiny_vae
+
+    timer = InterleavedTimer(tiny_vae(), "32-true", "unused.json", window=10)
+    timer.batch_size = 8
+    # (wall, CPU) seconds of 10 iterations; the machine slows down in the third pair
+    timer.framework = [Span(0.30, 0.20), Span(0.32, 0.21), Span(0.90, 0.22)]
+    timer.plain_windows = [Span(0.20, 0.15), Span(0.21, 0.15), Span(0.80, 0.16)]
+    timer.calls = {"framework": 900.0, "plain": 300.0}  # per iteration, from cProfile
+    summary = timer.summary()
+    # paired differences 0.10, 0.11, 0.10 s per 10 iterations: median 10 ms an iteration;
+    # unpaired medians would give (0.32 - 0.21) / 10 = 11 ms
+    assert summary["overhead_ms"] == pytest.approx(10.0)
+    assert summary["overhead_cpu_ms"] == pytest.approx(6.0)  # 0.05, 0.06, 0.06
+    assert summary["ratio"] == pytest.approx(0.20 / 0.30)  # ratios .667, .656, .889
+    assert summary["framework_img_s"] == pytest.approx(80 / 0.32)
+    assert summary["epoch_end_ms"] is None
+    assert summary["overhead_calls"] == 600.0
+
+
+def test_breakdown_settings_switch_off_what_they_leave_out(tmp_path: Path) -> None:
+    from hydra.utils import instantiate
+
+    from genlab.bench.near_zero import near_zero_networks
+    from genlab.bench.overhead import apply, settings
+    from genlab.bench.training import training_config
+    from genlab.utils.instantiate import build_all
+
+    base = training_config("vae", "32-true", 8, tmp_path, [])
+    names = [name for name, node in base.callbacks.items() if node is not None]
+    chosen = {s.key: s for s in settings(names)}
+    assert {"lightning", "logging", "callbacks.nan_guard", "callbacks.progress_bar", "genlab"} <= (
+        chosen.keys()
+    )
+
+    def trainer_of(key: str):
+        cfg = training_config("vae", "32-true", 8, tmp_path, list(chosen[key].overrides))
+        near_zero_networks(cfg)
+        apply(chosen[key], cfg)
+        callbacks = build_all("callbacks", cfg.callbacks)
+        trainer = instantiate(
+            cfg.trainer, callbacks=callbacks, logger=build_all("logger", cfg.logger)
+        )
+        return trainer, cfg
+
+    trainer, cfg = trainer_of("lightning")
+    assert trainer.callbacks == [] and trainer.loggers == []  # not even Lightning's defaults
+    assert trainer.progress_bar_callback is None and trainer.checkpoint_callback is None
+    assert cfg.model.encoder._target_ == "genlab.bench.near_zero.MeanPixelEncoder"
+    trainer, _ = trainer_of("callbacks.progress_bar")
+    assert [type(c).__name__ for c in trainer.callbacks] == ["IntervalProgressBar"]
+    assert [type(logger).__name__ for logger in trainer.loggers] == ["CSVLogger"]
+    trainer, cfg = trainer_of("genlab")
+    assert len(trainer.callbacks) == len(names)
+    assert trainer.log_every_n_steps == base.trainer.log_every_n_steps

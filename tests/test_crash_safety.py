@@ -37,14 +37,22 @@ class FailingWrites:
         self.name, self.fail_at, self.writes = name, fail_at, 0
 
     def hits(self, destination: Any) -> bool:
-        target = destination if isinstance(destination, str | Path) else ""
-        if self.name not in Path(target).name:
+        """A path, or an open file (genlab may save through one), whose name matches."""
+        target = (
+            destination if isinstance(destination, str | Path) else getattr(destination, "name", "")
+        )
+        if self.name not in Path(str(target)).name:
             return False
         self.writes += 1
         return self.writes == self.fail_at
 
-    def half_then_fail(self, destination: str | Path, data: bytes) -> None:
-        Path(destination).write_bytes(data[: len(data) // 2])
+    def half_then_fail(self, destination: Any, data: bytes) -> None:
+        half = data[: len(data) // 2]
+        if isinstance(destination, str | Path):
+            Path(destination).write_bytes(half)
+        else:
+            destination.write(half)
+            destination.flush()
         raise OSError(errno.ENOSPC, "No space left on device", str(destination))
 
     def torch_save(self, original: Callable[..., None]) -> Callable[..., None]:

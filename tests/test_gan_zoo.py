@@ -206,17 +206,16 @@ def test_ema_with_zero_decay_is_the_current_weights(make_config: MakeConfig) -> 
             assert torch.equal(ckpt["state_dict"][key], value), key
 
 
-def test_an_ema_checkpoint_resumes_only_with_ema(make_config: MakeConfig) -> None:
+def test_an_ema_checkpoint_resumes_with_ema_without_asking(make_config: MakeConfig) -> None:
+    """The checkpoint's config brings callbacks=ema back, so training goes on from the
+    trained weights kept beside the average, not from the average."""
     ckpt_path = ema_run(make_config, decay=0.9)
-    written = ckpt_path.read_bytes()
-    without_ema = make_config(overrides=[*QUICK, f"ckpt_path={ckpt_path}", "trainer.max_epochs=2"])
-    with pytest.raises(ConfigError, match="resume with callbacks=ema"):
-        train(without_ema)  # would go on training from the average, not the trained weights
-    assert ckpt_path.read_bytes() == written  # nothing lost
     steps = torch.load(ckpt_path, weights_only=False)["global_step"]
-    train(make_config(overrides=[*QUICK, "callbacks=ema", f"ckpt_path={ckpt_path}",
-                                 "trainer.max_epochs=2"]))  # fmt: skip
-    assert torch.load(ckpt_path, weights_only=False)["global_step"] > steps
+    train(make_config(overrides=[*QUICK, f"ckpt_path={ckpt_path}", "trainer.max_epochs=2"]))
+    resumed = torch.load(ckpt_path, weights_only=False)
+    assert resumed["global_step"] > steps
+    assert "current_model_state" in resumed  # still averaging
+    assert resumed["genlab_config"]["callbacks"]["ema"]["decay"] == 0.9
 
 
 # --- every GAN recipe trains --------------------------------------------------------------

@@ -30,7 +30,17 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if storage_options is not None or "://" in str(path):  # remote storage: Lightning's way
             super().save_checkpoint(checkpoint, path, storage_options)
             return
-        write_atomically(Path(path), lambda tmp: torch.save(checkpoint, tmp))
+        try:
+            write_atomically(Path(path), lambda tmp: save_into_file(checkpoint, tmp))
+        except OSError as err:  # name the checkpoint: a failed write() names no file
+            raise OSError(err.errno, err.strerror, str(path)) from None
+
+
+def save_into_file(checkpoint: dict[str, Any], path: Path) -> None:
+    """`torch.save` through a Python file: a full disk is then an OSError (ENOSPC) rather
+    than the zip writer's RuntimeError ("unexpected pos ...") that a path gives."""
+    with open(path, "wb") as file:
+        torch.save(checkpoint, file)
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:

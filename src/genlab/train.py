@@ -18,16 +18,26 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import WeightAveraging
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from genlab.callbacks import StoreRunConfig
+from genlab.callbacks import NanGuard, StoreRunConfig
 from genlab.checkpoints import AtomicCheckpointIO, read_checkpoint, resume_path
+from genlab.compat import end_ddp_job, start_ddp_ranks_as_the_job
+from genlab.requeue import requeued_checkpoint, requeued_when_preempted
+from genlab.resume import (
+    carry_over_csv_log,
+    check_training_left,
+    remove_interrupted_writes,
+    restore_run_config,
+)
 from genlab.utils.config_checks import (
     check_batch_norm,
     check_numeric_types,
     check_optimized_metric,
     check_top_level_keys,
+    check_trainer_epochs,
     check_trainer_steps,
 )
-from genlab.utils.errors import ConfigError, user_errors_reported
+from genlab.utils.disk import disk_full_reported
+from genlab.utils.errors import user_errors_reported
 from genlab.utils.instantiate import build, build_all
 from genlab.utils.overrides_check import checked_entry_point
 from genlab.utils.paths import config_dir
@@ -59,36 +69,28 @@ def weight_averaging_last(callbacks: list[pl.Callback]) -> list[pl.Callback]:
     return [c for c in callbacks if not isinstance(c, WeightAveraging)] + averaging
 
 
-def check_resume_averaging(
-    averaged_checkpoint: bool, callbacks: list[pl.Callback], ckpt_path: Path
-) -> None:
-    """A checkpoint written with weight averaging resumes only with it.
+def train(cfg: DictConfig, warnings: list[str] | None = None) -> float | None:
+    """Fit the configured model; return the best value of `optimized_metric` (for sweepers).
 
-    Its `state_dict` holds the averaged weights and the weights being trained sit beside
-    them (`current_model_state`); only the averaging callback puts those back, and without
-    it training would silently go on from the average.
+    What a completed run should not keep quiet about (steps skipped for non-finite losses)
+    is logged and appended to `warnings` (result.yaml's).
     """
-    if averaged_checkpoint and not any(isinstance(c, WeightAveraging) for c in callbacks):
-        raise ConfigError(
-            f"{ckpt_path} was written with weight averaging: its weights are the average, "
-            "not the ones being trained; resume with callbacks=ema (as the run was trained)"
-        )
-
-
-def train(cfg: DictConfig) -> float | None:
-    """Fit the configured model; return the best value of `optimized_metric` (for sweepers)."""
     check_top_level_keys(cfg)
     check_numeric_types(cfg)
     check_trainer_steps(cfg)
-    resolve_cpu_precision(cfg)
-    ckpt_path, averaged_checkpoint = None, False
-    if cfg.ckpt_path:
-        runs_dir = Path(cfg.paths.log_dir) / cfg.task_name
-        ckpt_path = resume_path(cfg.ckpt_path, runs_dir, this_run=Path(cfg.paths.output_dir))
+    check_trainer_epochs(cfg)
+    ckpt_path, progress = None, None
+    run_dir, runs_dir = Path(cfg.paths.output_dir), Path(cfg.paths.log_dir) / cfg.task_name
+    resume_from = cfg.ckpt_path or requeued_checkpoint(run_dir, runs_dir)
+    if resume_from:
+        ckpt_path = resume_path(resume_from, runs_dir, this_run=run_dir)
         checkpoint = read_checkpoint(ckpt_path)  # a bad file fails here, in one line
+        restore_run_config(cfg, checkpoint)  # the checkpoint's config is the run's config
         continue_wandb_run(cfg, checkpoint)
-        averaged_checkpoint = "current_model_state" in checkpoint  # see check_resume_averaging
+        progress = {key: checkpoint[key] for key in ("loops", "global_step")}
         del checkpoint  # the Trainer reads the file itself; do not hold a copy while training
+    resolve_cpu_precision(cfg)  # after the resume: the checkpoint's precision, or the override
+    remove_interrupted_writes(cfg, ckpt_path)
     if cfg.seed is not None:
         pl.seed_everything(cfg.seed, workers=True)
 
@@ -96,6 +98,8 @@ def train(cfg: DictConfig) -> float | None:
     model = build("model", cfg.model)
     model.check_fits(datamodule.image_shape)
     check_batch_norm(model, cfg.data.batch_size, synced=cfg.trainer.get("sync_batchnorm", False))
+    if progress is not None:
+        check_training_left(cfg, progress, model.optimizer_steps_for(cfg.trainer.max_steps))
     metrics = build("metrics", cfg.metrics) if cfg.get("metrics") else None
     if metrics is not None:
         metrics.check_fits(datamodule.image_shape)
@@ -107,8 +111,9 @@ def train(cfg: DictConfig) -> float | None:
     if metrics is not None:
         callbacks.append(metrics)
     callbacks = weight_averaging_last(callbacks)
-    check_resume_averaging(averaged_checkpoint, callbacks, ckpt_path)
     loggers = build_all("logger", cfg.logger)
+    if ckpt_path is not None and run_dir.resolve() in ckpt_path.resolve().parents:  # in place
+        carry_over_csv_log(loggers, progress)
     trainer: pl.Trainer = build(
         "trainer",
         cfg.trainer,
@@ -122,19 +127,26 @@ def train(cfg: DictConfig) -> float | None:
 
     exit_code = 1
     try:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+        with disk_full_reported(run_dir):
+            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
         exit_code = 0
     except SIGTERMException:  # InterruptCheckpoint has saved the state and said where
         raise SystemExit(INTERRUPTED_EXIT_CODE) from None
     finally:
         finish_wandb(exit_code)
+        end_ddp_job()
+    guards = [callback for callback in trainer.callbacks if isinstance(callback, NanGuard)]
+    for summary in filter(None, (guard.skip_summary(trainer) for guard in guards)):
+        log.warning(summary)
+        if warnings is not None:
+            warnings.append(summary)
     return best_value(trainer, cfg.optimized_metric)
 
 
 def best_value(trainer: pl.Trainer, metric: str | None) -> float | None:
     """The best checkpointed value of `metric`, else its last logged value."""
-    checkpoint = trainer.checkpoint_callback
-    if metric and checkpoint is not None and checkpoint.monitor == metric:
+    checkpoint = trainer.checkpoint_callback  # the first Checkpoint: ModelCheckpoint, if on
+    if metric and getattr(checkpoint, "monitor", None) == metric:
         score = checkpoint.best_model_score
         if score is not None:
             return float(score)
@@ -143,14 +155,19 @@ def best_value(trainer: pl.Trainer, metric: str | None) -> float | None:
 
 
 register_resolvers()
+start_ddp_ranks_as_the_job()
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Console entry point `genlab-train`."""
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
-    with user_errors_reported(multirun=multirun), result_recorded(cfg) as result:
-        result.value = train(cfg)
+    with (
+        user_errors_reported(multirun=multirun),
+        requeued_when_preempted(Path(cfg.paths.output_dir)),
+        result_recorded(cfg) as result,
+    ):
+        result.value = train(cfg, warnings=result.warnings)
     return result.value
 
 

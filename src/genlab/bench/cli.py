@@ -1,8 +1,9 @@
 """`make bench` / `python scripts/bench.py`: measure, print a table, write a JSON file.
 
-python scripts/bench.py                 # GAN and VAE, 32-true and bf16-mixed, 10k-sample FID
+python scripts/bench.py                 # GAN and VAE, 32-true and bf16-mixed, the per-iteration
+                                        # breakdown, 10k-sample FID
 python scripts/bench.py --quick         # the same in seconds (a smoke test, not a measurement)
-python scripts/bench.py --override model/net=seed --models gan
+python scripts/bench.py --override model/net=seed --models gan --skip-breakdown
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import datetime
 import json
 import logging
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -20,9 +22,13 @@ import torch
 from rich.console import Console
 
 from genlab.bench.evaluation import bench_evaluation
+from genlab.bench.overhead import bench_overhead
 from genlab.bench.report import environment, peak_rss_mb, render
-from genlab.bench.training import bench_training
+from genlab.bench.training import bench_training, digits_parsed_once
 from genlab.utils.errors import user_errors_reported
+
+#: the breakdown's settings in a --quick run: the two ends
+QUICK_BREAKDOWN = ["lightning", "genlab"]
 
 
 def default_precisions() -> list[str]:
@@ -52,13 +58,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--samples", type=positive, default=10_000, help="images for generation/FID"
     )
     parser.add_argument("--extractor", default="lenet", choices=["lenet", "inception"])
-    parser.add_argument("--skip-eval", action="store_true", help="measure training only")
+    parser.add_argument(
+        "--breakdown-window",
+        type=positive,
+        default=50,
+        help="iterations per timed window of the per-iteration breakdown",
+    )
+    parser.add_argument(
+        "--breakdown-settings",
+        nargs="+",
+        metavar="KEY",
+        help="only these settings of the breakdown (lightning, logging, callbacks.NAME, "
+        "metrics, genlab)",
+    )
+    parser.add_argument("--skip-training", action="store_true", help="no throughput table")
+    parser.add_argument("--skip-breakdown", action="store_true", help="no per-iteration breakdown")
+    parser.add_argument("--skip-eval", action="store_true", help="no evaluation table")
     parser.add_argument(
         "--override", action="append", default=[], help="a Hydra override for every run (repeat)"
     )
     args = parser.parse_args(argv)
     if args.quick:
         args.warmup, args.window, args.windows, args.samples = 2, 3, 3, 1000
+        args.breakdown_window = 3
     return args
 
 
@@ -69,6 +91,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "warmup": args.warmup,
         "window": args.window,
         "windows": args.windows,
+        "breakdown_window": args.breakdown_window,
         "batch_size": args.batch_size,
         "samples": args.samples,
         "overrides": args.override,
@@ -84,15 +107,29 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             workdir / f"{model}_{precision}",
             args.override,
         )
-        for model in args.models
+        for model in ([] if args.skip_training else args.models)
         for precision in args.precisions
     ]
+    if not args.skip_breakdown:
+        result["breakdown"] = [
+            bench_overhead(
+                model,
+                args.batch_size,
+                args.warmup,
+                args.breakdown_window,
+                args.windows,
+                workdir / f"breakdown_{model}",
+                args.override,
+                keys=args.breakdown_settings or (QUICK_BREAKDOWN if args.quick else None),
+            )
+            for model in args.models
+        ]
     if not args.skip_eval:
         result["evaluation"] = bench_evaluation(
             args.samples, 500, args.extractor, workdir / "eval", args.override
         )
     result["memory"] = {"peak_rss_mb": peak_rss_mb()}
-    if torch.cuda.is_available():
+    if torch.cuda.is_available() and result["training"]:
         result["memory"]["cuda_max_allocated_mb"] = max(
             row["cuda_max_allocated_mb"] for row in result["training"]
         )
@@ -104,11 +141,15 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("WANDB_MODE", "offline")
     logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
     out = args.out or Path("outputs/bench") / f"{datetime.datetime.now():%Y-%m-%d_%H-%M-%S}.json"
-    with user_errors_reported(), tempfile.TemporaryDirectory(prefix="genlab-bench-") as workdir:
+    with (
+        user_errors_reported(),
+        digits_parsed_once(),
+        tempfile.TemporaryDirectory(prefix="genlab-bench-") as workdir,
+    ):
         result = run(args, Path(workdir))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 160)  # not 80 columns in a log
     render(result, console)
     console.print(f"wrote {out}")
 

@@ -51,6 +51,68 @@ def peak_rss_mb() -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
 
 
+def pair(wall: float | None, cpu: float | None) -> str:
+    """`wall / CPU` milliseconds, signed, or a dash where not measured."""
+    if wall is None or cpu is None:
+        return "-"
+    return f"{wall:+.3f} / {cpu:+.3f}"
+
+
+def render_breakdown(breakdown: dict[str, Any], console: Console) -> None:
+    """The per-iteration cost of each Trainer setting with near-zero networks."""
+    table = Table(
+        title=(
+            f"per-iteration cost, {breakdown['model']} with near-zero networks, batch "
+            f"{breakdown['batch_size']}, {breakdown['threads']} thread (ms, median of windows)"
+        )
+    )
+    for column in ("setting", "Trainer", "plain loop", "Trainer - plain (wall / CPU)",
+                   "added (wall / CPU)", "calls/it: Trainer - plain (added)",
+                   "epoch end"):  # fmt: skip
+        table.add_column(column, justify="left" if column == "setting" else "right")
+    for row in breakdown["rows"]:
+        epoch_end, added_calls = row["epoch_end_ms"], row["added_calls"]
+        table.add_row(
+            row["setting"],
+            f"{row['framework_step_ms']:.3f}",
+            f"{row['plain_step_ms']:.3f}",
+            pair(row["overhead_ms"], row["overhead_cpu_ms"]),
+            pair(row["added_ms"], row["added_cpu_ms"]),
+            f"{row['overhead_calls']:,.0f} ({added_calls:+,.0f})"
+            if added_calls is not None
+            else f"{row['overhead_calls']:,.0f}",
+            f"{epoch_end:.0f}" if epoch_end is not None else "-",
+        )
+    console.print(table)
+    console.print(
+        f"added: over the row it builds on (logging over Lightning alone, each callback and "
+        f"the metrics over logging, genlab over Lightning alone); calls: function calls per "
+        f"iteration, counted by cProfile in one more window. Data path: "
+        f"{breakdown['data_ms_per_batch']:.3f} ms per batch of {breakdown['batch_size']} "
+        "(the DataLoader alone; both paths pay it)"
+    )
+
+
+def render_training(rows: list[dict[str, Any]], console: Console) -> None:
+    """Images/s of the Trainer and of the plain loop, their ratio and the time between."""
+    table = Table(title="training throughput (images/s, median of windows)")
+    columns = ("model", "precision", "batch", "genlab Trainer", "plain loop", "ratio",
+               "Trainer - plain (ms/it)")  # fmt: skip
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("model", "precision") else "right")
+    for row in rows:
+        table.add_row(
+            row["model"],
+            row["precision"],
+            str(row["batch_size"]),
+            f"{row['framework_img_s']:.0f}",
+            f"{row['plain_img_s']:.0f}",
+            f"{row['ratio']:.3f}",
+            f"{row['overhead_ms']:+.2f}",
+        )
+    console.print(table)
+
+
 def render(result: dict[str, Any], console: Console) -> None:
     """Print the training table, the evaluation table and the memory line."""
     env = result["environment"]
@@ -59,19 +121,10 @@ def render(result: dict[str, Any], console: Console) -> None:
         f"[bold]genlab bench[/] {env['date']} on {env['device']} ({env['cpu']}, "
         f"{env['torch_threads']} threads); {versions}"
     )
-    table = Table(title="training throughput (images/s, median of windows)")
-    for column in ("model", "precision", "batch", "genlab Trainer", "plain loop", "ratio"):
-        table.add_column(column, justify="left" if column in ("model", "precision") else "right")
-    for row in result["training"]:
-        table.add_row(
-            row["model"],
-            row["precision"],
-            str(row["batch_size"]),
-            f"{row['framework_img_s']:.0f}",
-            f"{row['plain_img_s']:.0f}",
-            f"{row['ratio']:.3f}",
-        )
-    console.print(table)
+    if result["training"]:
+        render_training(result["training"], console)
+    for breakdown in result.get("breakdown", []):
+        render_breakdown(breakdown, console)
     ev = result.get("evaluation")
     if ev:
         table = Table(title=f"evaluation, {ev['n_samples']:,} samples, {ev['extractor']} features")

@@ -1,8 +1,18 @@
 """Lightning callbacks: everything with a side effect (images, files, checkpoint contents)."""
 
 from genlab.callbacks.interrupt_checkpoint import InterruptCheckpoint
+from genlab.callbacks.last_checkpoint import LastCheckpoint
 from genlab.callbacks.nan_guard import NanGuard, NonFiniteLossError
+from genlab.callbacks.progress_bar import IntervalProgressBar
 from genlab.callbacks.run_config import StoreRunConfig
 from genlab.callbacks.sample_grid import SampleGrid
 
-__all__ = ["InterruptCheckpoint", "NanGuard", "NonFiniteLossError", "SampleGrid", "StoreRunConfig"]
+__all__ = [
+    "InterruptCheckpoint",
+    "IntervalProgressBar",
+    "LastCheckpoint",
+    "NanGuard",
+    "NonFiniteLossError",
+    "SampleGrid",
+    "StoreRunConfig",
+]

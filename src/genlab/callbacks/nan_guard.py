@@ -9,7 +9,10 @@ there, which costs one host sync per backward pass.
   entry point prints the message as one `error:` line and marks the W&B run failed.
 - `action=skip`: drop the step's gradients, so that the optimiser leaves every
   weight (and its own moments) untouched, and count it in `train/skipped_steps`.
-  Under DDP the ranks agree to skip when any of them saw a bad loss.
+  Under DDP the ranks agree to skip when any of them saw a bad loss. A run that skips
+  more than `max_skip_fraction` of its optimizer steps (checked at each epoch's end) is
+  not training: it stops like `action=stop`; one that skipped fewer ends with a warning,
+  which `result.yaml` keeps (`skip_summary`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
+from genlab.callbacks.last_checkpoint import LastCheckpoint
 from genlab.utils.errors import ConfigError, GenlabError
 
 log = logging.getLogger("genlab")
@@ -36,12 +40,18 @@ class NonFiniteLossError(GenlabError):
 class NanGuard(pl.Callback):
     """Check each backpropagated loss; `action` is `stop` or `skip` (see the module)."""
 
-    def __init__(self, action: str = "stop") -> None:
+    def __init__(self, action: str = "stop", max_skip_fraction: float = 0.5) -> None:
         if action not in ACTIONS:
             raise ConfigError(
                 f"callbacks.nan_guard.action must be one of {', '.join(ACTIONS)}, got {action!r}"
             )
+        if not isinstance(max_skip_fraction, int | float) or not 0 <= max_skip_fraction <= 1:
+            raise ConfigError(
+                "callbacks.nan_guard.max_skip_fraction must be a number in [0, 1], "
+                f"got {max_skip_fraction!r}"
+            )
         self.action = action
+        self.max_skip_fraction = max_skip_fraction
         self.skipped_steps = 0
         self._backward_index = 0  # which of the batch's losses comes next
         self._batch_idx = 0
@@ -97,6 +107,26 @@ class NanGuard(pl.Callback):
         if getattr(pl_module, "logs_this_step", lambda: True)():
             pl_module.log("train/skipped_steps", float(self.skipped_steps), batch_size=1)
 
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.action != "skip" or not trainer.global_step:
+            return
+        if self.skipped_steps / trainer.global_step > self.max_skip_fraction:
+            raise NonFiniteLossError(
+                f"{self.skip_summary(trainer)}, more than callbacks.nan_guard."
+                f"max_skip_fraction={self.max_skip_fraction}: the run is not training; "
+                f"{last_good_checkpoint(trainer)}; lower the learning rate"
+            )
+
+    def skip_summary(self, trainer: pl.Trainer) -> str | None:
+        """`skipped 3 of 120 optimizer steps (2.5%) with a non-finite loss`, or None."""
+        if not self.skipped_steps:
+            return None
+        share = 100 * self.skipped_steps / max(trainer.global_step, 1)
+        return (
+            f"skipped {self.skipped_steps} of {trainer.global_step} optimizer steps "
+            f"({share:.3g}%) with a non-finite loss"
+        )
+
     def state_dict(self) -> dict[str, int]:
         return {"skipped_steps": self.skipped_steps}
 
@@ -106,8 +136,7 @@ class NanGuard(pl.Callback):
 
 def last_good_checkpoint(trainer: pl.Trainer) -> str:
     """Where the last state saved before the failure is, for the error message."""
-    callback = trainer.checkpoint_callback
-    path = callback.last_model_path if callback is not None else ""
-    if path:
-        return f"the last good checkpoint is kept: resume with ckpt_path={path}"
+    for callback in trainer.callbacks:
+        if isinstance(callback, LastCheckpoint) and callback.path.is_file():
+            return f"the last good checkpoint is kept: resume with ckpt_path={callback.path}"
     return "no checkpoint was saved before it"

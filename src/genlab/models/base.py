@@ -69,7 +69,11 @@ class GenerativeModule(pl.LightningModule):
         datamodule = getattr(self.trainer, "datamodule", None)
         if datamodule is not None:  # after its setup: an image folder knows its classes then
             self.check_classes(getattr(datamodule, "num_classes", None))
-        if self.channels_last and self.trainer.strategy.root_device.type == "cuda":
+        self.speed_up(self.trainer.strategy.root_device)
+
+    def speed_up(self, device: torch.device) -> None:
+        """Apply the opt-in speed-ups (`channels_last`, `compile`) for training on `device`."""
+        if self.channels_last and device.type == "cuda":
             self.to(memory_format=torch.channels_last)
         if self.compile_networks:
             for name in self.network_names:

@@ -192,7 +192,7 @@ class GANModule(GenerativeModule):
             }
             if g_loss is not None:
                 metrics["train/g_loss"] = g_loss.detach()
-            self.log_dict(metrics, prog_bar=True, batch_size=real.shape[0])
+            self.log_dict(metrics, batch_size=real.shape[0])
 
     def on_train_epoch_end(self) -> None:
         schedulers = self.lr_schedulers()

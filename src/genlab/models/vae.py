@@ -192,7 +192,7 @@ class VAEModule(GenerativeModule):
             log_w = self.log_weights(x, self.posterior(x, labels), self.iw_samples, labels)
             neg_bound, surrogate = iwae_loss(log_w)
             if self.logs_this_step():
-                self.log("train/loss", neg_bound.mean(), prog_bar=True, batch_size=x.shape[0])
+                self.log("train/loss", neg_bound.mean(), batch_size=x.shape[0])
             return surrogate.mean()
         recon, kl = self.negative_elbo_terms(x, labels)
         weight = self.kl_weight()
@@ -204,7 +204,6 @@ class VAEModule(GenerativeModule):
                     "train/kl": kl.mean().detach(),
                     "train/beta": weight,
                 },
-                prog_bar=True,
                 batch_size=x.shape[0],
             )
         return (recon + weight * kl).mean()

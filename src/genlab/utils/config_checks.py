@@ -13,7 +13,7 @@ from genlab.utils.errors import ConfigError
 # set is a typo (e.g. `trainr:` in an experiment file) that Hydra would accept.
 TOP_LEVEL_KEYS = frozenset(
     {
-        "task_name", "tags", "seed", "optimized_metric", "ckpt_path",
+        "task_name", "tags", "seed", "optimized_metric", "ckpt_path", "checkpoint_every_minutes",
         "data", "model", "trainer", "logger", "callbacks", "metrics", "paths",
     }
 )  # fmt: skip
@@ -93,6 +93,16 @@ def check_trainer_steps(cfg: DictConfig) -> None:
     if not isinstance(max_steps, int) or max_steps < -1 or max_steps == 0:
         raise ConfigError(
             f"trainer.max_steps must be a positive number of iterations or -1, got {max_steps!r}"
+        )
+
+
+def check_trainer_epochs(cfg: DictConfig) -> None:
+    """`trainer.max_epochs=0` would train nothing, save no checkpoint and still complete."""
+    max_epochs = cfg.trainer.get("max_epochs")
+    if isinstance(max_epochs, int) and (max_epochs == 0 or max_epochs < -1):
+        raise ConfigError(
+            f"trainer.max_epochs={max_epochs} trains nothing and saves no checkpoint; "
+            "set it to 1 or more (or -1 for no limit, with trainer.max_steps)"
         )
 
 

@@ -7,16 +7,20 @@ SIGKILL writes nothing; readers treat a missing file as `unknown`.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import yaml
 from omegaconf import DictConfig
+from pytorch_lightning.utilities import rank_zero_only
 
 from genlab.utils.files import write_atomically
+
+log = logging.getLogger("genlab")
 
 RESULT_FILE = "result.yaml"
 INTERRUPTED_EXIT_CODE = 143  # 128 + SIGTERM: genlab-train saved its state on SIGTERM/Ctrl+C
@@ -24,13 +28,15 @@ INTERRUPTED_EXIT_CODE = 143  # 128 + SIGTERM: genlab-train saved its state on SI
 
 @dataclass
 class RunResult:
-    """status: completed | failed | interrupted; value: the best `metric` (lower is better)."""
+    """status: completed | failed | interrupted; value: the best `metric` (lower is better);
+    warnings: what a completed run did that its numbers alone do not show."""
 
     status: str = "running"
     value: float | None = None
     metric: str | None = None
     error: str = ""
     wall_seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
 
 
 def read_result(run_dir: Path) -> dict | None:
@@ -68,4 +74,8 @@ def result_recorded(cfg: DictConfig) -> Iterator[RunResult]:
     finally:
         result.wall_seconds = round(time.monotonic() - start, 3)
         result.metric = cfg.get("optimized_metric")
-        write_result(Path(cfg.paths.output_dir), asdict(result))
+        try:
+            if rank_zero_only.rank == 0:  # DDP's other ranks share rank 0's run directory
+                write_result(Path(cfg.paths.output_dir), asdict(result))
+        except OSError as err:  # a full disk: the run's own error says more
+            log.warning("could not write %s: %s", RESULT_FILE, err)
