@@ -151,7 +151,8 @@ def model_card(
     facts: dict[str, Any], run_cfg: DictConfig, metrics: dict[str, Any] | None, file_name: str
 ) -> str:
     """The Markdown model card."""
-    call = "g(z, labels)  # labels: (N,) int64 classes" if facts["num_classes"] else "g(z)"
+    classes = facts["num_classes"]
+    label_lines = [f"labels = torch.randint({classes}, (16,))  # the class of each image"]
     lines = [
         f"# {facts['model']} generator",
         "",
@@ -161,8 +162,9 @@ def model_card(
         "```python",
         "import torch",
         f'g = torch.export.load("{file_name}").module()',
-        f"z = torch.randn(16, {facts['latent_dim']})",
-        f"images = {call}  # (N, C, H, W) in [-1, 1]",
+        f"z = torch.randn(16, {facts['latent_dim']})  # the prior N(0, I)",
+        *(label_lines if classes else []),
+        f"images = g({'z, labels' if classes else 'z'})  # (16, C, H, W) in [-1, 1]",
         "```",
         "",
         "| | |",
