@@ -302,3 +302,46 @@ def test_samples_without_a_reference_name_what_to_give(tmp_path: Path) -> None:
     with pytest.raises(GenlabError) as err:
         evaluate(cfg)
     assert one_line(err).startswith("samples need a reference to compare with: reference=")
+
+
+def test_a_folder_and_an_array_reference_are_the_same_reference(
+    tmp_path: Path, run_eval: MakeEval
+) -> None:
+    """The same 200 real digits as a folder of PNGs and as an .npz reference: the FID of 150
+    other digits against each is pytorch-fid's on LeNet features computed here."""
+    real, real_labels = digits("test", 200)
+    samples, _ = digits("train", 150)
+    folder = write_png_folder(tmp_path / "ref_pngs", real, real_labels)
+    array = write_npz(tmp_path / "ref.npz", real, real_labels)
+    sample_file = write_npz(tmp_path / "s.npz", samples)
+    expected = calculate_frechet_distance(
+        *moments(lenet_features(real)), *moments(lenet_features(samples))
+    )
+    for reference, kind in ((folder, "folder"), (array, "array")):
+        result = run_eval(f"samples={sample_file}", f"reference={reference}",
+                          "metrics.n_samples=150")  # fmt: skip
+        assert result["reference_kind"] == kind and result["n_real"] == 200
+        assert result["fid"] == pytest.approx(expected, rel=1e-6)
+        assert result["precision"] is not None and result["coverage"] is not None
+
+
+@pytest.mark.parametrize(
+    ("make_reference", "message"),
+    [
+        (lambda root: (root / "empty").mkdir() or root / "empty", "no images (.png"),
+        (lambda root: root / "missing.npz", "reference="),
+        (lambda root: np.save(root / "floats.npy", np.zeros((4, 28, 28, 1))) or
+         root / "floats.npy", "holds float64 values, but images must be uint8"),
+    ],
+    ids=["folder without images", "missing file", "float pixels"],
+)  # fmt: skip
+def test_a_bad_reference_fails_in_one_line(
+    tmp_path: Path, make_reference: Callable[[Path], Path], message: str
+) -> None:
+    reference = make_reference(tmp_path)
+    samples = write_npz(tmp_path / "s.npz", digits("test", 20)[0])
+    cfg = compose_config("eval", [f"samples={samples}", f"reference={reference}"], tmp_path / "e")
+    with pytest.raises(GenlabError) as err:
+        evaluate(cfg)
+    text = one_line(err)
+    assert "reference" in text and message in text and str(reference) in text
