@@ -63,4 +63,3 @@ def conditional_scores(
     if classifier_classes is not None and int(fake_labels.max()) < classifier_classes:
         scores["class_accuracy"] = class_accuracy(fake_logits, fake_labels)
     return scores
-
