@@ -1,7 +1,11 @@
 # genlab: every target runs inside .venv, which `make install` creates on first use.
 # Pass Hydra overrides with ARGS, e.g. make train ARGS="model=vae trainer.max_epochs=3".
 
-PYTHON ?= python3.11
+# The interpreter that creates .venv: the first supported one (3.10-3.13) on PATH, 3.11 (the
+# version the test suite runs on) first, unless
+# given (make install PYTHON=/opt/python3.12/bin/python3).
+SUPPORTED_PYTHONS := python3.11 python3.12 python3.13 python3.10 python3
+PYTHON ?= $(firstword $(foreach p,$(SUPPORTED_PYTHONS),$(shell $(p) -c 'import sys; print(sys.executable if (3, 10) <= sys.version_info[:2] <= (3, 13) else "")' 2>/dev/null)))
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
@@ -16,6 +20,7 @@ help: ## list every target
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
+	@test -x $(BIN)/python || test -n "$(PYTHON)" || { echo "error: genlab needs Python 3.10-3.13 and none is on PATH; install one (e.g. apt install python3.12) or pass PYTHON=/path/to/python3"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]"

@@ -10,14 +10,14 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 import wandb
 import yaml
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
 from genlab.eval import evaluate
 from genlab.sample import sample
@@ -28,9 +28,8 @@ from genlab.utils.instantiate import build
 from genlab.utils.overrides_check import check_overrides
 from genlab.utils.precision import resolve_cpu_precision
 from genlab.utils.run_logging import finish_wandb
-from tests.conftest import TINY_RUN
+from tests.helpers.runs import TINY_RUN, MakeConfig
 
-MakeConfig = Callable[..., DictConfig]
 BIN = Path(sys.executable).parent
 
 
@@ -136,7 +135,7 @@ def test_a_vae_diverging_with_the_nan_guard_off_ends_cleanly(
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Untrained GAN and VAE checkpoints, as `load_model` reads them."""
-    from tests.conftest import compose_config
+    from tests.helpers.runs import compose_config
 
     made = {}
     for name in ("gan", "vae"):

@@ -15,6 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_quick_bench_writes_its_json(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     if shutil.which("make"):
@@ -80,7 +81,7 @@ def test_the_plain_loop_refuses_options_it_does_not_reproduce() -> None:
 
 def test_summary_pairs_each_trainer_window_with_the_plain_window_after_it() -> None:
     from genlab.bench.training import InterleavedTimer, Span
-    from tests.test_models import tiny_vae
+    from tests.helpers.tiny import tiny_vae
 
     timer = InterleavedTimer(tiny_vae(), "32-true", "unused.json", window=10)
     timer.batch_size = 8

@@ -16,7 +16,7 @@ from genlab.evaluation.classifier_scores import classifier_scores
 from genlab.evaluation.image_files import ImageSet
 from genlab.evaluation.references import RealImages, TrainingData
 from genlab.utils.errors import ConfigError
-from tests.conftest import compose_config
+from tests.helpers.runs import compose_config
 from tests.helpers.sample_files import digits, write_npz
 
 CHANCE = 0.1  # ten digit classes

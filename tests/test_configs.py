@@ -9,6 +9,7 @@ import pytest
 from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from genlab.config.validation import check_config
 from genlab.utils.paths import config_dir
 
 CONF = config_dir()
@@ -33,6 +34,8 @@ def options(group: str) -> list[str]:
 
 
 def group_override(group: str, option: str) -> list[str]:
+    if (group, option) == ("data", "image_folder"):
+        return [f"{group}={option}", "data.path=images"]  # the one key without a default
     if group == "model/net":
         return [f"model={NET_FOR_MODEL.get(option, 'gan')}", f"model/net={option}"]
     return [f"{group}={option}"]
@@ -52,9 +55,10 @@ def test_every_config_composes_and_resolves(
     make_config: Callable[..., DictConfig], group: str, option: str
 ) -> None:
     cfg = make_config("train", group_override(group, option))
-    # Resolving every interpolation catches a key that points at nothing.
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    for target in targets(resolved):  # and a `_target_` that names nothing
+    # Every interpolation resolves, every `_target_` names an allowed class, and every key
+    # is a parameter of its target with a value of the parameter's type.
+    check_config(cfg)
+    for target in targets(OmegaConf.to_container(cfg, resolve=True)):
         assert callable(get_object(target)), target
 
 

@@ -17,16 +17,13 @@ from typing import Any
 import pytest
 import torch
 import yaml
-from omegaconf import DictConfig
 
 from genlab.checkpoints import read_checkpoint
 from genlab.metrics.stats_cache import cache_key, cache_path, cached_features
 from genlab.train import train
 from genlab.utils.errors import GenlabError
 from genlab.utils.run_result import read_result, write_result
-from tests.conftest import TINY_RUN_WITHOUT_METRICS
-
-MakeConfig = Callable[..., DictConfig]
+from tests.helpers.runs import TINY_RUN_WITHOUT_METRICS, MakeConfig
 
 
 class FailingWrites:

@@ -16,8 +16,8 @@ from genlab.metrics.likelihood import iw_nll
 from genlab.models import VAEModule
 from genlab.nets.conv_vae import ConvDecoder, ConvEncoder
 from genlab.train import train
-from tests.conftest import TINY_RUN
-from tests.test_cli import BIN, run
+from tests.helpers.cli import BIN, run
+from tests.helpers.runs import TINY_RUN
 
 COMMON_FIELDS = {
     "fid", "kid_mean", "kid_std", "is_mean", "is_std", "precision", "recall", "n_samples",
@@ -26,6 +26,7 @@ COMMON_FIELDS = {
 VAE_FIELDS = {"test_elbo_nats", "iw_nll_nats", "iw_nll_bits_per_dim", "iw_samples"}
 
 
+@pytest.mark.slow
 def test_eval_writes_every_field_for_a_vae(
     make_config: Callable[..., DictConfig], tmp_path: Path
 ) -> None:

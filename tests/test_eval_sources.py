@@ -19,7 +19,7 @@ from genlab.evaluation.image_files import read_folder
 from genlab.metrics.extractors import LeNetExtractor
 from genlab.stats import make_statistics
 from genlab.utils.errors import GenlabError
-from tests.conftest import compose_config
+from tests.helpers.runs import compose_config
 from tests.helpers.sample_files import as_uint8, digits, write_npz, write_png_folder
 
 MakeEval = Callable[..., dict]

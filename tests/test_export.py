@@ -15,8 +15,8 @@ from genlab.checkpoints import load_model
 from genlab.export import export
 from genlab.utils.errors import GenlabError
 from genlab.utils.run_result import write_result
-from tests.conftest import compose_config
 from tests.helpers.checkpoints import write_checkpoint
+from tests.helpers.runs import compose_config
 
 # Run by a fresh interpreter: any import of genlab raises, and none may have happened.
 LOADER = """

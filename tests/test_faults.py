@@ -20,13 +20,12 @@ from genlab.utils.files import remove_stale_temp_files, write_atomically
 from genlab.utils.paths import config_dir
 from genlab.utils.run_dir_check import ExistingRunCheck
 from genlab.utils.run_result import read_result
-from tests.conftest import TINY_RUN, compose_config
-from tests.test_cli import BIN, run
-from tests.test_nan_guard import RUN as NAN_RUN
-from tests.test_nan_guard import nan_on_training_calls, poison_gan_discriminator_loss
+from tests.helpers.cli import BIN, run
+from tests.helpers.nan import nan_on_training_calls, poison_gan_discriminator_loss
+from tests.helpers.runs import TINY_RUN_NO_METRICS, compose_config
 
 HELPERS = Path(__file__).parent / "helpers"
-TINY = [o for o in TINY_RUN if not o.startswith("metrics.")] + ["metrics=none", "logger=csv"]
+TINY = TINY_RUN_NO_METRICS
 
 
 def error_lines(output: str) -> list[str]:
@@ -112,7 +111,7 @@ def test_a_writer_killed_mid_write_leaves_a_temp_file_that_the_next_start_remove
 def test_a_run_that_skips_most_steps_fails_and_one_that_skips_a_few_warns(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    overrides = [*NAN_RUN, "logger=csv", "callbacks.nan_guard.action=skip"]
+    overrides = [*TINY, "trainer.max_epochs=2", "callbacks.nan_guard.action=skip"]
     # every VAE step has a NaN loss: nothing trains
     terms = nan_on_training_calls(VAEModule.negative_elbo_terms, bad_calls=set(range(1, 100)))
     with monkeypatch.context() as patch:

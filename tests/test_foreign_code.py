@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import torch
 import yaml
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 from torch.hub import HASH_REGEX
 
 from genlab.checkpoints import load_model, run_datamodule
@@ -30,10 +30,9 @@ from genlab.train import train
 from genlab.utils.errors import ConfigError, GenlabError
 from genlab.utils.instantiate import check_target
 from genlab.utils.paths import config_dir
-from tests.conftest import TINY_RUN
 from tests.helpers.fake_datasets import write_cifar10
+from tests.helpers.runs import TINY_RUN, MakeConfig
 
-MakeConfig = Callable[..., DictConfig]
 BIN = Path(sys.executable).parent
 
 

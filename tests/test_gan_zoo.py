@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 import torch
-from omegaconf import DictConfig
 
 from genlab import losses
 from genlab.augment import DiffAugment, cutout, translation
@@ -22,14 +21,12 @@ from genlab.nets.resnet import ResNetDiscriminator, ResNetGenerator
 from genlab.train import train, weight_averaging_last
 from genlab.utils.errors import ConfigError
 from genlab.visualize import class_per_row
-from tests.conftest import TINY_RUN
 from tests.helpers.fake_datasets import write_cifar10
+from tests.helpers.runs import TINY_RUN, TINY_RUN_NO_METRICS, MakeConfig
 from tests.helpers.tiny import fit, tiny_gan
 
-MakeConfig = Callable[..., DictConfig]
-
 # A few real steps, CSV logs, no FID: what each recipe needs to show it trains.
-QUICK = [*(o for o in TINY_RUN if "n_samples" not in o), "logger=csv", "metrics=none"]
+QUICK = TINY_RUN_NO_METRICS
 
 
 # --- penalties ----------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from genlab.eval import evaluate
 from genlab.evaluation.conditional import intra_class_fid
 from genlab.evaluation.scoring import over_seeds
 from genlab.metrics.density_coverage import density_coverage
-from tests.conftest import compose_config
+from tests.helpers.runs import compose_config
 from tests.helpers.sample_files import digits, write_npz
 
 

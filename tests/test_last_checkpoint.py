@@ -11,9 +11,9 @@ import torch
 
 from genlab.checkpoints import AtomicCheckpointIO
 from genlab.train import train
-from tests.conftest import TINY_RUN, compose_config
+from tests.helpers.runs import TINY_RUN_NO_METRICS, compose_config
 
-TINY = [o for o in TINY_RUN if not o.startswith("metrics.")] + ["metrics=none", "logger=csv"]
+TINY = TINY_RUN_NO_METRICS
 
 
 def test_last_ckpt_holds_the_final_epoch_when_the_metric_stops_improving(tmp_path: Path) -> None:

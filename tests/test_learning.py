@@ -22,8 +22,8 @@ from genlab.metrics.extractors import LeNetExtractor
 from genlab.metrics.lenet import load_lenet
 from genlab.models.base import GenerativeModule
 from genlab.train import train
-from tests.conftest import compose_config
 from tests.helpers.references import reference_precision_recall
+from tests.helpers.runs import compose_config
 
 pytestmark = pytest.mark.slow
 

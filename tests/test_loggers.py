@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
 from genlab.train import train
-from tests.conftest import TINY_RUN, compose_config
-
-MakeConfig = Callable[..., DictConfig]
+from tests.helpers.runs import TINY_RUN, MakeConfig, compose_config
 
 
 @pytest.fixture(scope="module")

@@ -218,7 +218,6 @@ def test_inception_path_end_to_end_with_random_weights(tmp_path: Path, monkeypat
     write_random_inception_weights(tmp_path / "hub", monkeypatch)
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     extractor = InceptionExtractor()
-    assert not extractor.net.use_antialias  # the TF/torch-fidelity resize
     grey = torch.rand(4, 1, 28, 28) * 2 - 1
     features, logits = extractor(grey)
     assert features.shape == (4, 2048) and logits.shape == (4, 1008)
@@ -236,3 +235,26 @@ def test_callback_names_and_bad_settings() -> None:
         GenerativeMetrics(n_samples=0)
     with pytest.raises(ConfigError, match="choose one of lenet, inception"):
         GenerativeMetrics(extractor="resnet")
+
+
+def test_inception_features_equal_torchmetrics_on_the_same_weights(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """torch-fidelity's public forward gives what torchmetrics' FID feature extractor
+    computes (its TF-compatible resize, antialias off), so FIDs compare with both."""
+    from torchmetrics.image.fid import NoTrainInceptionV3
+
+    write_random_inception_weights(tmp_path / "hub", monkeypatch)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    extractor = InceptionExtractor()
+    reference = NoTrainInceptionV3(
+        name="inception-v3-compat",
+        features_list=["2048", "logits_unbiased"],
+        feature_extractor_weights_path=str(tmp_path / "hub" / "checkpoints" / INCEPTION_WEIGHTS),
+        antialias=False,
+    )
+    images = torch.rand(3, 3, 32, 32) * 2 - 1
+    pixels = ((images + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
+    features, logits = extractor(images)
+    expected_features, expected_logits = reference._torch_fidelity_forward(pixels)
+    assert torch.equal(features, expected_features) and torch.equal(logits, expected_logits)

@@ -10,7 +10,7 @@ import pytest
 from omegaconf import DictConfig
 
 from genlab.train import train
-from tests.conftest import TINY_RUN
+from tests.helpers.runs import TINY_RUN
 
 
 def test_every_n_epochs_measures_the_first_validation_then_every_nth(

@@ -9,7 +9,7 @@ import pytorch_lightning as pl
 import torch
 
 from genlab.models import GANModule
-from genlab.models.base import accepts_fused
+from genlab.models.optimizers import accepts_fused
 from genlab.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from genlab.utils.errors import ConfigError
 from tests.helpers.tiny import LATENT, fit, tiny_gan, tiny_vae

@@ -2,51 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
-from omegaconf import DictConfig
 
 from genlab.callbacks import NanGuard, NonFiniteLossError
-from genlab.losses import GANLoss, gan_loss
 from genlab.models import GANModule, VAEModule
 from genlab.train import train
 from genlab.utils.errors import ConfigError
-from tests.conftest import TINY_RUN
+from tests.helpers.nan import nan_on_training_calls, poison_gan_discriminator_loss
+from tests.helpers.runs import TINY_RUN_WITHOUT_METRICS, MakeConfig
 
-MakeConfig = Callable[..., DictConfig]
-RUN = [o for o in TINY_RUN if "max_epochs" not in o and "metrics." not in o]
-RUN += ["metrics=none", "trainer.max_epochs=2"]
-
-
-def nan_on_training_calls(fn: Callable, bad_calls: set[int]) -> Callable:
-    """Wrap `fn` so that its (first) output is NaN on the given calls made with gradients
-    enabled (training steps; validation runs without), counted from 1."""
-    calls = 0
-
-    def poisoned(*args, **kwargs):
-        nonlocal calls
-        out = fn(*args, **kwargs)
-        if not torch.is_grad_enabled():
-            return out
-        calls += 1
-        if calls not in bad_calls:
-            return out
-        if isinstance(out, tuple):
-            return (out[0] * float("nan"), *out[1:])
-        return out * float("nan")
-
-    return poisoned
-
-
-def poison_gan_discriminator_loss(monkeypatch: pytest.MonkeyPatch, bad_calls: set[int]) -> None:
-    def poisoned_gan_loss(name: str) -> GANLoss:
-        loss = gan_loss(name)
-        return GANLoss(nan_on_training_calls(loss.discriminator, bad_calls), loss.generator)
-
-    monkeypatch.setattr("genlab.models.gan.gan_loss", poisoned_gan_loss)
+RUN = [*TINY_RUN_WITHOUT_METRICS, "metrics=none", "trainer.max_epochs=2"]
 
 
 def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(

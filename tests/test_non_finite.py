@@ -6,12 +6,11 @@ from __future__ import annotations
 import csv
 import logging
 import math
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
 from genlab.eval import evaluate
 from genlab.metrics.extractors import LeNetExtractor
@@ -21,9 +20,7 @@ from genlab.models import GANModule
 from genlab.train import train
 from genlab.utils.errors import GenlabError
 from genlab.utils.instantiate import build
-from tests.conftest import TINY_RUN
-
-MakeConfig = Callable[..., DictConfig]
+from tests.helpers.runs import TINY_RUN, MakeConfig
 
 
 @pytest.fixture(scope="module")

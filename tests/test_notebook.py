@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
-from omegaconf import DictConfig
 
 from genlab.train import train
-from tests.conftest import TINY_RUN
+from tests.helpers.runs import TINY_RUN_WITHOUT_METRICS, MakeConfig
 
 pytestmark = pytest.mark.slow  # runs the notebook in a kernel on fresh training runs
 
-MakeConfig = Callable[..., DictConfig]
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "explore.ipynb"
 
 
@@ -75,7 +72,7 @@ def test_notebook_runs_on_a_fresh_run(
     checkpoint: str,
     images: int,
 ) -> None:
-    tiny = [o for o in TINY_RUN if not o.startswith("metrics.")]  # metrics=none has no keys
+    tiny = TINY_RUN_WITHOUT_METRICS  # metrics=none has no keys
     cfg = make_config(overrides=[*tiny, f"model={model}", "logger=csv", *overrides])
     train(cfg)
     run_dir = Path(cfg.paths.output_dir)

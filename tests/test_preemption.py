@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from genlab.utils.run_result import read_result
-from tests.test_cli import BIN, run
+from tests.helpers.cli import BIN, run
 
 SETTINGS = [
     "model=vae", "trainer.deterministic=true", "trainer.max_epochs=2", "data.batch_size=16",

@@ -7,7 +7,7 @@ from pytorch_lightning.callbacks import RichProgressBar
 
 from genlab.callbacks import IntervalProgressBar
 from genlab.utils.errors import ConfigError
-from tests.test_models import fit, tiny_gan, tiny_vae
+from tests.helpers.tiny import fit, tiny_gan, tiny_vae
 
 
 @pytest.mark.parametrize("make_model", [tiny_gan, tiny_vae], ids=["gan", "vae"])

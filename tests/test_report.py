@@ -12,8 +12,7 @@ from PIL import Image
 
 from genlab.report import main
 from genlab.report.table import duration
-from tests.test_cli import BIN, run
-from tests.test_sweeps import sweep
+from tests.helpers.cli import BIN, run, sweep
 
 pytestmark = pytest.mark.slow  # sweeps as subprocesses, then the report
 

@@ -12,22 +12,20 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import pytorch_lightning as pl
 import torch
-from omegaconf import DictConfig
 
 from genlab.callbacks import InterruptCheckpoint
 from genlab.train import train
 from genlab.utils.disk import DiskFullError
 from genlab.utils.run_result import read_result
-from tests.conftest import TINY_RUN
-from tests.test_cli import BIN
+from tests.helpers.cli import BIN
+from tests.helpers.runs import TINY_RUN, MakeConfig
 
-MakeConfig = Callable[..., DictConfig]
+pytestmark = pytest.mark.slow  # subprocesses killed and resumed
 
 BATCHES_PER_EPOCH = 120
 SETTINGS = [

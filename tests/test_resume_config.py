@@ -13,7 +13,7 @@ import torch
 from genlab.resume import resumed_config
 from genlab.train import train
 from genlab.utils.errors import ConfigError
-from tests.conftest import TINY_RUN, compose_config
+from tests.helpers.runs import TINY_RUN_NO_METRICS, compose_config
 
 STORED: dict[str, Any] = {
     "seed": 42,
@@ -104,7 +104,7 @@ def test_a_dropped_node_is_dropped_and_a_state_callback_cannot_change() -> None:
         resumed_config(STORED, current, requested={"callbacks.ema", "callbacks.ema.decay"})
 
 
-TINY = [o for o in TINY_RUN if not o.startswith("metrics.")] + ["metrics=none", "logger=csv"]
+TINY = TINY_RUN_NO_METRICS
 TINY_VAE = [*TINY, "model=vae"]
 
 

@@ -17,8 +17,8 @@ from genlab.eval import evaluate
 from genlab.evaluation.image_files import to_nhwc_array
 from genlab.sample import sample
 from genlab.utils.errors import ConfigError
-from tests.conftest import compose_config
 from tests.helpers.checkpoints import write_checkpoint
+from tests.helpers.runs import compose_config
 
 MakeConfig = Callable[..., DictConfig]
 

@@ -17,8 +17,8 @@ from omegaconf import DictConfig
 from genlab.metrics.extractors import LeNetExtractor
 from genlab.metrics.suite import MetricSuite
 from genlab.train import train
-from tests.conftest import TINY_RUN
-from tests.test_cli import BIN, run
+from tests.helpers.cli import BIN, run
+from tests.helpers.runs import TINY_RUN
 
 pytestmark = pytest.mark.slow  # DDP ranks as processes, mixed precision runs
 

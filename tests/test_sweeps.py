@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import math
 import re
 from pathlib import Path
@@ -15,26 +14,10 @@ from omegaconf import OmegaConf
 
 from genlab.utils.paths import config_dir
 from genlab.utils.resolvers import sweep_name
-from tests.conftest import TINY_RUN, compose_config
-from tests.test_cli import BIN, run
+from tests.helpers.cli import summary, sweep
+from tests.helpers.runs import compose_config
 
 pytestmark = pytest.mark.slow  # every launcher runs real sweeps as subprocesses
-
-
-def sweep(tmp_path: Path, *overrides: str, check: bool = True):
-    """Run `genlab-train -m` with tiny jobs; return (the one sweep directory, the process)."""
-    proc = run(
-        [str(BIN / "genlab-train"), "-m", *TINY_RUN, *overrides,
-         f"paths.log_dir={tmp_path / 'out'}", f"paths.cache_dir={tmp_path / 'cache'}"],
-        cwd=tmp_path, check=check,
-    )  # fmt: skip
-    (sweep_dir,) = (tmp_path / "out" / "train" / "multirun").glob("*/*")
-    return sweep_dir, proc
-
-
-def summary(sweep_dir: Path) -> list[dict[str, str]]:
-    with open(sweep_dir / "summary.csv") as f:
-        return list(csv.DictReader(f))
 
 
 def test_basic_sweep_one_dir_per_job_one_wandb_group_each_run_finished(tmp_path: Path) -> None:

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
-from omegaconf import DictConfig
 from torchvision.io import read_image
 
 from genlab.data import DataError
 from genlab.train import train
 from genlab.utils.errors import ConfigError
-from tests.conftest import TINY_RUN
 from tests.helpers.fake_datasets import write_cifar10, write_image_folder, write_mnist
-
-MakeConfig = Callable[..., DictConfig]
+from tests.helpers.runs import TINY_RUN, MakeConfig
 
 
 def data_overrides(name: str, root: Path) -> list[str]:
@@ -55,9 +51,14 @@ def test_fast_dev_run_every_model_on_every_datamodule(
 
 
 def test_max_steps_counts_gan_iterations(make_config: MakeConfig) -> None:
-    tiny = [o for o in TINY_RUN if "limit_train_batches" not in o and "max_epochs" not in o]
     cfg = make_config(
-        overrides=[*tiny, "logger=csv", "trainer.max_epochs=5", "trainer.max_steps=4"]
+        overrides=[
+            *TINY_RUN,
+            "logger=csv",
+            "trainer.limit_train_batches=null",
+            "trainer.max_epochs=5",
+            "trainer.max_steps=4",
+        ]
     )
     train(cfg)
     lines = (Path(cfg.paths.output_dir) / "csv" / "metrics.csv").read_text().splitlines()
@@ -92,10 +93,44 @@ def test_the_seeds_56x56_generator_fails_before_training(make_config: MakeConfig
     [
         ("model.optimizer.lr=0", ConfigError, "learning rate must be > 0"),
         ("model.optimizer.lr=-1e-3", ConfigError, "learning rate must be > 0"),
-        ("model.latent_dim=abc", ConfigError, "model.latent_dim must be an integer, got 'abc'"),
-        ("trainer.max_epochs=ten", ConfigError, "trainer.max_epochs must be an integer"),
-        ("model.optimizer.lr=fast", ConfigError, "model.optimizer.lr must be a number"),
-        ("data.batch_size=1.5", ConfigError, "data.batch_size must be an integer, got 1.5"),
+        (
+            "model.latent_dim=abc",
+            ConfigError,
+            "^model.latent_dim: Value 'abc' of type 'str' could not be converted to Integer$",
+        ),
+        ("trainer.max_epochs=ten", ConfigError, "^trainer.max_epochs: Value 'ten' of type"),
+        (
+            "model.optimizer.lr=fast",
+            ConfigError,
+            "^model.optimizer.lr: 'fast' is not a float or int$",
+        ),
+        (
+            "data.batch_size=1.5",
+            ConfigError,
+            "^data.batch_size: Value '1.5' of type 'float' could not",
+        ),
+        (
+            "+model.lantent_dim=8",
+            ConfigError,
+            "^model.lantent_dim is not a parameter of genlab.models.GANModule; its parameters are",
+        ),
+        (
+            "+callbacks.sample_grid.nn=3",
+            ConfigError,
+            "^callbacks.sample_grid.nn is not a parameter of genlab.callbacks.SampleGrid",
+        ),
+        ("+data.batch_szie=3", ConfigError, "^data.batch_szie is not a parameter of genlab.data"),
+        (
+            "+trainer.max_epoch=3",
+            ConfigError,
+            "^trainer.max_epoch is not a parameter of pytorch_lightning.Trainer",
+        ),
+        ("model.generator.latent_dim=x", ConfigError, "^model.generator.latent_dim: Value 'x'"),
+        (
+            "+trainr.max_epochs=1",
+            ConfigError,
+            "^trainr is not a top-level config key; the keys are task_name, ",
+        ),
         ("model.loss=hing", ConfigError, "choose one of nonsaturating"),
         ("data.batch_size=5000", DataError, "data.batch_size=5000 is larger than the 4500"),
         ("data.channels=3 metrics=none", DataError, "have 1 channel.*data.channels=3"),

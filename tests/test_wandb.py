@@ -9,21 +9,18 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from omegaconf import DictConfig
 
 from genlab.train import train
-from tests.conftest import TINY_RUN
+from tests.helpers.runs import TINY_RUN, MakeConfig
 
 pytestmark = pytest.mark.slow  # offline W&B runs read back with the wandb CLI
 
-MakeConfig = Callable[..., DictConfig]
 WANDB = str(Path(sys.executable).parent / "wandb")
-RUN = [o for o in TINY_RUN if "max_epochs" not in o] + ["trainer.max_epochs=2", "tags=[test]"]
+RUN = [*TINY_RUN, "trainer.max_epochs=2", "tags=[test]"]
 
 
 def inspect(run_dir: Path, *flags: str) -> str:

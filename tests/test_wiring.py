@@ -3,22 +3,18 @@ conditional generation, and the averaged weights wherever `callbacks=ema` promis
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
-from omegaconf import DictConfig
 from torch import Tensor
 
 from genlab.augment import DiffAugment
 from genlab.callbacks import SampleGrid
 from genlab.metrics import GenerativeMetrics
 from genlab.train import train
-from tests.conftest import TINY_RUN
+from tests.helpers.runs import TINY_RUN, MakeConfig
 from tests.helpers.tiny import LATENT, fit, loader, tiny_gan
-
-MakeConfig = Callable[..., DictConfig]
 
 
 def test_diffaugment_runs_only_inside_training_steps(

@@ -1,5 +1,16 @@
-"""Every use of another library's private API, each pinned by a test.
+"""Every use of another library's private API, each pinned by a test (tests/test_compat.py
+fails on the upgrade that removes one, before a run does).
 
+- Lightning's `_LoggerConnector.should_update_logs`: whether this step's logged scalars
+  are written (every `log_every_n_steps`); models skip `self.log` on other steps.
+- Lightning's `_TrainingEpochLoop._batches_that_stepped`: the step stamped on logged
+  scalars (batches; a GAN's `global_step` counts two optimizer steps per batch), so
+  images sit at the same x-position as the losses.
+  A checkpoint stores the same counter under `loops.fit_loop."epoch_loop.state_dict"`.
+- TensorBoard's `SummaryWriter._get_file_writer()`: the writer Lightning writes with,
+  for the HPARAMS record that Lightning writes only beside a placeholder metric.
+- OmegaConf's `Container._get_node()`: a config child without resolving it, so that the
+  allow-list check reads every `_target_` without failing on unrelated interpolations.
 - Lightning's `_hydra_subprocess_cmd` (pytorch_lightning.strategies.launchers.
   subprocess_script): the command that starts DDP ranks 1..N-1 of a Hydra app. Lightning
   re-runs the whole command line, which in a multirun (`-m`) starts the entire sweep
@@ -12,11 +23,14 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
+import pytorch_lightning as pl
 import torch.distributed
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import get_original_cwd
+from omegaconf import Container
 from pytorch_lightning.strategies.launchers import subprocess_script
 
 _lightning_hydra_subprocess_cmd = subprocess_script._hydra_subprocess_cmd
@@ -50,3 +64,28 @@ def end_ddp_job() -> None:
             torch.distributed.destroy_process_group()
         for name in DDP_LAUNCH_VARIABLES:
             os.environ.pop(name, None)
+
+
+def lightning_writes_logs_this_step(trainer: pl.Trainer) -> bool:
+    """Whether Lightning writes the scalars logged at this training step."""
+    return trainer._logger_connector.should_update_logs
+
+
+def batches_that_stepped(trainer: pl.Trainer) -> int:
+    """The training batches so far: the step Lightning stamps on logged scalars."""
+    return trainer.fit_loop.epoch_loop._batches_that_stepped
+
+
+def checkpoint_batches_that_stepped(checkpoint: dict[str, Any]) -> int:
+    """`batches_that_stepped` as a Lightning checkpoint stores it."""
+    return checkpoint["loops"]["fit_loop"]["epoch_loop.state_dict"]["_batches_that_stepped"]
+
+
+def tensorboard_file_writer(summary_writer: Any) -> Any:
+    """The event-file writer behind a `torch.utils.tensorboard.SummaryWriter`."""
+    return summary_writer._get_file_writer()
+
+
+def config_child(node: Container, key: str | int) -> Any:
+    """The child node `key` of a DictConfig or ListConfig, interpolations unresolved."""
+    return node._get_node(key)

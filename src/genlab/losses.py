@@ -121,17 +121,8 @@ def iwae_bound(log_weights: Tensor) -> Tensor:
     """Burda, Grosse & Salakhutdinov, ICLR 2016: L_k = log (1/k) sum_i w_i per image.
 
     `log_weights` is (k, B): log w_i = log p(x, z_i) - log q(z_i|x), z_i ~ q(z|x).
-    k = 1 is the ELBO; L_k <= log p(x) and it tightens as k grows.
+    k = 1 is the ELBO; L_k <= log p(x) and it tightens as k grows. Its autograd gradient is
+    the paper's eq. 14, sum_i w~_i grad log w_i with the normalised weights
+    w~ = softmax_i(log w), so -L_k is trained on directly.
     """
     return torch.logsumexp(log_weights, dim=0) - math.log(log_weights.shape[0])
-
-
-def iwae_loss(log_weights: Tensor) -> tuple[Tensor, Tensor]:
-    """(-L_k, surrogate) per image, for log-weights (k, B) of reparameterised samples.
-
-    Burda et al. 2016, eq. 14: grad L_k = sum_i w~_i grad log w_i with the normalised
-    weights w~ = softmax_i(log w) held constant. The surrogate -sum_i w~_i.detach() log w_i
-    has exactly that gradient (negated); its value means nothing, so report -L_k instead.
-    """
-    normalised = torch.softmax(log_weights.detach(), dim=0)
-    return -iwae_bound(log_weights.detach()), -(normalised * log_weights).sum(dim=0)

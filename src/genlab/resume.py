@@ -28,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 
+from genlab.compat import checkpoint_batches_that_stepped
 from genlab.utils.errors import ConfigError
 from genlab.utils.files import remove_stale_temp_files, write_atomically
 from genlab.utils.paths import config_dir
@@ -232,7 +233,7 @@ def carry_over_csv_log(loggers: list[Any], progress: dict[str, Any]) -> None:
     the checkpoint's step are read first and logged again, those after it (training that
     the resumed run does again) are dropped.
     """
-    resumed_at = progress["loops"]["fit_loop"]["epoch_loop.state_dict"]["_batches_that_stepped"]
+    resumed_at = checkpoint_batches_that_stepped(progress)
     for logger in loggers:
         if not isinstance(logger, CSVLogger):
             continue

@@ -18,9 +18,11 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import WeightAveraging
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from genlab.callbacks import NanGuard, StoreRunConfig
+from genlab.callbacks import NanGuard, RNGStates, StoreRunConfig
 from genlab.checkpoints import AtomicCheckpointIO, read_checkpoint, resume_path
 from genlab.compat import end_ddp_job, start_ddp_ranks_as_the_job
+from genlab.config.schema import register_schemas
+from genlab.config.validation import check_config
 from genlab.requeue import requeued_checkpoint, requeued_when_preempted
 from genlab.resume import (
     carry_over_csv_log,
@@ -30,9 +32,7 @@ from genlab.resume import (
 )
 from genlab.utils.config_checks import (
     check_batch_norm,
-    check_numeric_types,
     check_optimized_metric,
-    check_top_level_keys,
     check_trainer_epochs,
     check_trainer_steps,
 )
@@ -75,8 +75,7 @@ def train(cfg: DictConfig, warnings: list[str] | None = None) -> float | None:
     What a completed run should not keep quiet about (steps skipped for non-finite losses)
     is logged and appended to `warnings` (result.yaml's).
     """
-    check_top_level_keys(cfg)
-    check_numeric_types(cfg)
+    check_config(cfg)
     check_trainer_steps(cfg)
     check_trainer_epochs(cfg)
     ckpt_path, progress = None, None
@@ -110,7 +109,7 @@ def train(cfg: DictConfig, warnings: list[str] | None = None) -> float | None:
     callbacks = [*build_all("callbacks", cfg.callbacks), StoreRunConfig(run_config)]
     if metrics is not None:
         callbacks.append(metrics)
-    callbacks = weight_averaging_last(callbacks)
+    callbacks = [*weight_averaging_last(callbacks), RNGStates()]  # RNGStates: see its class
     loggers = build_all("logger", cfg.logger)
     if ckpt_path is not None and run_dir.resolve() in ckpt_path.resolve().parents:  # in place
         carry_over_csv_log(loggers, progress)
@@ -155,6 +154,7 @@ def best_value(trainer: pl.Trainer, metric: str | None) -> float | None:
 
 
 register_resolvers()
+register_schemas()
 start_ddp_ranks_as_the_job()
 
 

@@ -8,7 +8,7 @@ import torch
 from omegaconf import OmegaConf
 
 from genlab.utils.instantiate import build
-from tests.conftest import compose_config
+from tests.helpers.runs import compose_config
 
 
 def write_checkpoint(folder: Path, overrides: list[str], seed: int = 0) -> Path:

@@ -10,7 +10,8 @@ from typing import Any, TypeVar
 
 import torch
 
-from genlab.bench.training import BENCH_OVERRIDES, compose_train_config, synchronize
+from genlab.bench.training import BENCH_OVERRIDES, synchronize
+from genlab.config.compose import compose_config
 from genlab.metrics.extractors import build_extractor
 from genlab.metrics.real_features import real_features
 from genlab.metrics.suite import MetricSuite
@@ -42,7 +43,9 @@ def bench_evaluation(
     result: dict[str, Any] = {"n_samples": n_samples, "batch_size": batch_size}
     samples = {}
     for name in ("gan", "vae"):
-        cfg = compose_train_config([*BENCH_OVERRIDES, f"model={name}", *extra_overrides], run_dir)
+        cfg = compose_config(
+            "train", [*BENCH_OVERRIDES, f"model={name}", *extra_overrides], run_dir
+        )
         model = build("model", cfg.model).to(device)
         generate = partial(model.generate, n_samples, torch.Generator().manual_seed(0), batch_size)
         samples[name], seconds = timed(generate, device)

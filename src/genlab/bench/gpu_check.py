@@ -41,9 +41,9 @@ from hydra.utils import instantiate
 
 from genlab.bench.evaluation import bench_evaluation
 from genlab.bench.overhead import bench_overhead
-from genlab.bench.training import bench_training, compose_train_config
+from genlab.bench.training import bench_training
 from genlab.checkpoints import load_model, run_datamodule
-from genlab.metrics.callback import metric_sampler
+from genlab.config.compose import compose_config
 from genlab.metrics.extractors import INCEPTION_WEIGHTS, build_extractor, inception_weights_path
 from genlab.metrics.real_features import real_features
 from genlab.metrics.suite import MetricSuite
@@ -275,7 +275,7 @@ def run_subprocess(command: list[str], log: Path) -> None:
 
 def ddp_epochs(overrides: list[str], run_dir: Path, world: int, batch: int, iterations: int) -> int:
     """Epochs that hold at least `iterations` iterations per rank under DDP."""
-    cfg = compose_train_config(overrides, run_dir)
+    cfg = compose_config("train", overrides, run_dir)
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")
     per_rank = math.ceil(len(datamodule.train_dataloader().dataset) / world)
@@ -310,11 +310,12 @@ def single_device_fid(checkpoint: Path, world: int, epoch: int, cache_dir: Path)
     )
     per_rank = math.ceil(metrics.n_samples / world)
     suite = MetricSuite(extractor, real, n_fake=per_rank * world, compute_is=False).to(device)
-    sample = metric_sampler(model)
     for rank in range(world):
         generator = torch.Generator().manual_seed(metrics.seed + 7919 * epoch + rank)
         for start in range(0, per_rank, metrics.batch_size):
-            suite.update(sample(min(metrics.batch_size, per_rank - start), generator=generator))
+            suite.update(
+                model.generate(min(metrics.batch_size, per_rank - start), generator=generator)
+            )
     return float(suite.fid.compute())
 
 

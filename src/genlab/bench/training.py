@@ -22,17 +22,13 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import Tensor
 from torch.optim import Optimizer
 
+from genlab.config.compose import compose_config
 from genlab.models import GANModule, GenerativeModule, VAEModule
 from genlab.utils.errors import ConfigError
-from genlab.utils.paths import config_dir
-from genlab.utils.resolvers import register_resolvers
 
 # What a bench run changes from `genlab-train`'s defaults, and why:
 BENCH_OVERRIDES = [
@@ -42,20 +38,6 @@ BENCH_OVERRIDES = [
     "trainer.enable_model_summary=false",
     "callbacks.model_summary=null",
 ]
-
-
-def compose_train_config(overrides: list[str], run_dir: Path) -> DictConfig:
-    """The config `genlab-train <overrides>` would run, with every path under `run_dir`."""
-    register_resolvers()
-    GlobalHydra.instance().clear()
-    paths = [f"paths.root_dir={run_dir}", f"paths.cache_dir={run_dir / 'cache'}"]
-    with initialize_config_dir(version_base="1.3", config_dir=str(config_dir())):
-        cfg = compose("train", overrides=paths + overrides, return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(run_dir)
-        del cfg["hydra"]
-    return cfg
 
 
 @dataclass(frozen=True)
@@ -368,7 +350,8 @@ def training_config(
     model: str, precision: str, batch_size: int, run_dir: Path, extra_overrides: list[str]
 ) -> DictConfig:
     """The composed `genlab-train` config of one bench run (BENCH_OVERRIDES applied)."""
-    return compose_train_config(
+    return compose_config(
+        "train",
         [
             *BENCH_OVERRIDES,
             f"model={model}",

@@ -4,6 +4,7 @@ from genlab.callbacks.interrupt_checkpoint import InterruptCheckpoint
 from genlab.callbacks.last_checkpoint import LastCheckpoint
 from genlab.callbacks.nan_guard import NanGuard, NonFiniteLossError
 from genlab.callbacks.progress_bar import IntervalProgressBar
+from genlab.callbacks.rng_states import RNGStates
 from genlab.callbacks.run_config import StoreRunConfig
 from genlab.callbacks.sample_grid import SampleGrid
 
@@ -13,6 +14,7 @@ __all__ = [
     "LastCheckpoint",
     "NanGuard",
     "NonFiniteLossError",
+    "RNGStates",
     "SampleGrid",
     "StoreRunConfig",
 ]

@@ -6,6 +6,8 @@ import pytorch_lightning as pl
 from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 from torch import Tensor
 
+from genlab.compat import batches_that_stepped
+
 
 def logging_step(trainer: pl.Trainer) -> int:
     """The step Lightning stamps on logged metrics: training batches, not optimizer steps.
@@ -13,7 +15,7 @@ def logging_step(trainer: pl.Trainer) -> int:
     A GAN makes two optimizer steps per batch, so `trainer.global_step` would put
     images at twice the x-position of the losses logged at the same moment.
     """
-    return trainer.fit_loop.epoch_loop._batches_that_stepped
+    return batches_that_stepped(trainer)
 
 
 def log_image(trainer: pl.Trainer, key: str, image: Tensor, caption: str = "") -> None:

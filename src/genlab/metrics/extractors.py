@@ -136,19 +136,18 @@ def verified_inception_weights(allow_download: bool) -> Path:
 
 
 class InceptionExtractor(FeatureExtractor):
-    """torch-fidelity's InceptionV3 through torchmetrics, with the TF-compatible resize."""
+    """torch-fidelity's InceptionV3 (the FID of papers), with its TF-compatible resize."""
 
     name = "inception"
 
     def __init__(self, allow_download: bool = False) -> None:
         super().__init__()
-        from torchmetrics.image.fid import NoTrainInceptionV3
+        from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
-        self.net = NoTrainInceptionV3(
-            name="inception-v3-compat",
-            features_list=["2048", "logits_unbiased"],
+        self.net = FeatureExtractorInceptionV3(
+            "inception-v3-compat",
+            ["2048", "logits_unbiased"],
             feature_extractor_weights_path=str(verified_inception_weights(allow_download)),
-            antialias=False,
         )
         self.num_features = 2048
         self.weights_sha256 = weights_sha256(self.net.state_dict())
@@ -157,9 +156,7 @@ class InceptionExtractor(FeatureExtractor):
         pixels = ((images.float() + 1.0) * 127.5).round_().clamp_(0, 255).to(torch.uint8)
         if pixels.shape[1] == 1:
             pixels = pixels.expand(-1, 3, -1, -1)
-        # NoTrainInceptionV3.forward returns only the first feature; its inner forward
-        # returns every requested one from the same pass.
-        features, logits = self.net._torch_fidelity_forward(pixels)
+        features, logits = self.net(pixels)  # both requested features, from one pass
         return features, logits
 
 

@@ -1,22 +1,17 @@
-"""What every generative model in genlab shares: latents, `generate`, optimisers, shape checks."""
+"""What every generative model in genlab shares: latents, `generate`, shape checks."""
 
 from __future__ import annotations
 
-import inspect
 from abc import abstractmethod
-from collections.abc import Callable, Iterable
 
 import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
-from torch.optim import Optimizer
 
+from genlab.compat import lightning_writes_logs_this_step
+from genlab.models.optimizers import OptimizerFactory, SchedulerFactory
 from genlab.nets.layers import evaluating
 from genlab.utils.errors import ConfigError
-from genlab.utils.rng import restore_rng_states, rng_states
-
-OptimizerFactory = Callable[..., Optimizer]
-SchedulerFactory = Callable[[Optimizer], object]
 
 
 class GenerativeModule(pl.LightningModule):
@@ -55,7 +50,6 @@ class GenerativeModule(pl.LightningModule):
         self.scheduler_factory = scheduler
         self.compile_networks = compile
         self.channels_last = channels_last
-        self._resumed_rng_states: dict | None = None  # from a checkpoint, until training starts
 
     def setup(self, stage: str) -> None:
         """Check a conditional model's classes against the data; opt-in speed-ups for fitting.
@@ -91,26 +85,9 @@ class GenerativeModule(pl.LightningModule):
         if trainer is None or trainer.fast_dev_run:
             return True
         try:
-            return trainer._logger_connector.should_update_logs
+            return lightning_writes_logs_this_step(trainer)
         except (AttributeError, NotImplementedError):
             return True
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        """Keep the RNG states, so that a resumed run draws what the uninterrupted one would."""
-        checkpoint["rng_states"] = rng_states()
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self._resumed_rng_states = checkpoint.get("rng_states")
-
-    def on_train_start(self) -> None:
-        """Restore the checkpoint's RNG states as the first batch is about to run.
-
-        Not at load time: Lightning calls `on_fit_start` hooks after loading, and those
-        may draw random numbers (the FID callback builds its feature extractor there).
-        """
-        if self._resumed_rng_states is not None:
-            restore_rng_states(self._resumed_rng_states)
-            self._resumed_rng_states = None
 
     @property
     def conditional(self) -> bool:
@@ -234,40 +211,6 @@ class GenerativeModule(pl.LightningModule):
             label_chunks = labels.split(batch_size) if labels is not None else [None] * len(chunks)
             images = [self.decode(zc, yc) for zc, yc in zip(chunks, label_chunks, strict=True)]
         return torch.cat(images).clamp_(-1.0, 1.0)
-
-    def make_optimizer(self, params: Iterable[nn.Parameter], **overrides: float) -> Optimizer:
-        """Build an optimiser from the config's partial, e.g. with a per-network learning rate.
-
-        On CUDA an optimiser that has a fused kernel (Adam, AdamW, SGD, ...) gets
-        `fused=True` unless the config sets `fused` or `foreach`: one kernel launch per step, not
-        several per parameter.
-        """
-        params = list(params)
-        kwargs = {k: v for k, v in overrides.items() if v is not None}
-        configured = getattr(self.optimizer_factory, "keywords", {})
-        lr = kwargs.get("lr", configured.get("lr"))
-        if lr is not None and lr <= 0:
-            raise ConfigError(f"learning rate must be > 0, got {lr}; fix model.optimizer.lr")
-        on_cuda = bool(params) and all(p.is_cuda for p in params)
-        chosen = {"fused", "foreach"} & configured.keys()  # the config picked its kernels
-        if on_cuda and not chosen and accepts_fused(self.optimizer_factory):
-            kwargs["fused"] = True
-        return self.optimizer_factory(params, **kwargs)
-
-    def with_schedulers(self, optimizers: list[Optimizer]) -> list[Optimizer] | tuple[list, list]:
-        """Return what `configure_optimizers` expects, adding one scheduler per optimiser."""
-        if self.scheduler_factory is None:
-            return optimizers
-        return optimizers, [self.scheduler_factory(opt) for opt in optimizers]
-
-
-def accepts_fused(factory: OptimizerFactory) -> bool:
-    """Whether the optimiser class behind a (partial) factory takes a `fused` argument."""
-    cls = getattr(factory, "func", factory)
-    try:
-        return "fused" in inspect.signature(cls).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 def check_output_shape(

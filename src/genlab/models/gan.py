@@ -16,12 +16,16 @@ from genlab.augment import DiffAugment
 from genlab.losses import gan_loss, gradient_penalty, r1_penalty
 from genlab.models.base import (
     GenerativeModule,
-    OptimizerFactory,
-    SchedulerFactory,
     check_output_shape,
     conditioned,
     dry_run_on_images,
     dry_run_on_latents,
+)
+from genlab.models.optimizers import (
+    OptimizerFactory,
+    SchedulerFactory,
+    build_optimizer,
+    with_schedulers,
 )
 from genlab.utils.errors import ConfigError
 
@@ -118,9 +122,11 @@ class GANModule(GenerativeModule):
         return iterations + iterations // self.n_critic
 
     def configure_optimizers(self):
-        opt_g = self.make_optimizer(self.generator.parameters(), lr=self.lr_g)
-        opt_d = self.make_optimizer(self.discriminator.parameters(), lr=self.lr_d)
-        return self.with_schedulers([opt_g, opt_d])
+        opt_g = build_optimizer(self.optimizer_factory, self.generator.parameters(), lr=self.lr_g)
+        opt_d = build_optimizer(
+            self.optimizer_factory, self.discriminator.parameters(), lr=self.lr_d
+        )
+        return with_schedulers(self.scheduler_factory, [opt_g, opt_d])
 
     def logged_metrics(self) -> frozenset[str]:
         names = {"train/d_loss", "train/d_real", "train/d_fake", "train/g_loss"}

@@ -19,15 +19,19 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Normal
 
-from genlab.losses import bernoulli_nll, gaussian_kl, gaussian_nll, iwae_bound, iwae_loss
+from genlab.losses import bernoulli_nll, gaussian_kl, gaussian_nll, iwae_bound
 from genlab.models.base import (
     GenerativeModule,
-    OptimizerFactory,
-    SchedulerFactory,
     check_output_shape,
     conditioned,
     dry_run_on_images,
     dry_run_on_latents,
+)
+from genlab.models.optimizers import (
+    OptimizerFactory,
+    SchedulerFactory,
+    build_optimizer,
+    with_schedulers,
 )
 from genlab.utils.errors import ConfigError
 
@@ -184,16 +188,17 @@ class VAEModule(GenerativeModule):
         return frozenset(names)
 
     def configure_optimizers(self):
-        return self.with_schedulers([self.make_optimizer(self.parameters())])
+        optimizer = build_optimizer(self.optimizer_factory, self.parameters())
+        return with_schedulers(self.scheduler_factory, [optimizer])
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         x, labels = batch[0], self.batch_labels(batch[1])
         if self.objective == "iwae":
             log_w = self.log_weights(x, self.posterior(x, labels), self.iw_samples, labels)
-            neg_bound, surrogate = iwae_loss(log_w)
+            loss = -iwae_bound(log_w).mean()
             if self.logs_this_step():
-                self.log("train/loss", neg_bound.mean(), batch_size=x.shape[0])
-            return surrogate.mean()
+                self.log("train/loss", loss.detach(), batch_size=x.shape[0])
+            return loss
         recon, kl = self.negative_elbo_terms(x, labels)
         weight = self.kl_weight()
         if self.logs_this_step():

@@ -9,36 +9,6 @@ from torch import nn
 
 from genlab.utils.errors import ConfigError
 
-# Every key that train.yaml and its groups put at the top level. A key outside this
-# set is a typo (e.g. `trainr:` in an experiment file) that Hydra would accept.
-TOP_LEVEL_KEYS = frozenset(
-    {
-        "task_name", "tags", "seed", "optimized_metric", "ckpt_path", "checkpoint_every_minutes",
-        "data", "model", "trainer", "logger", "callbacks", "metrics", "paths",
-    }
-)  # fmt: skip
-
-
-# The numeric keys that runs override most, and the types they must have. A string
-# such as `trainer.max_epochs=ten` would otherwise fail deep inside Lightning or torch.
-NUMERIC_KEYS: dict[str, type] = {
-    "seed": int,
-    "trainer.max_epochs": int,
-    "trainer.max_steps": int,
-    "data.batch_size": int,
-    "data.num_workers": int,
-    "data.channels": int,
-    "data.image_size": int,
-    "data.val_fraction": float,
-    "model.latent_dim": int,
-    "model.optimizer.lr": float,
-    "model.lr_g": float,
-    "model.lr_d": float,
-    "metrics.n_samples": int,
-    "metrics.every_n_epochs": int,
-}
-
-
 # genlab-sample's and genlab-eval's numeric keys: their type, and the least value that works.
 SAMPLE_KEYS: dict[str, tuple[type, int]] = {
     "n": (int, 1),
@@ -65,7 +35,7 @@ EVAL_KEYS: dict[str, tuple[type, int]] = {
 }
 
 
-def check_numeric_types(cfg: DictConfig, keys: dict[str, type] = NUMERIC_KEYS) -> None:
+def check_numeric_types(cfg: DictConfig, keys: dict[str, type]) -> None:
     """Reject a value of the wrong type for the keys of `keys` (null is allowed)."""
     for key, expected in keys.items():
         value = OmegaConf.select(cfg, key, default=None)
@@ -75,16 +45,6 @@ def check_numeric_types(cfg: DictConfig, keys: dict[str, type] = NUMERIC_KEYS) -
         if isinstance(value, bool) or not isinstance(value, allowed):
             kind = "a number" if expected is float else "an integer"
             raise ConfigError(f"{key} must be {kind}, got {value!r}")
-
-
-def check_top_level_keys(cfg: DictConfig) -> None:
-    """Reject keys that no part of genlab reads."""
-    unknown = sorted(set(cfg.keys()) - TOP_LEVEL_KEYS)
-    if unknown:
-        raise ConfigError(
-            f"unknown top-level config key(s) {', '.join(unknown)}; "
-            f"valid keys are {', '.join(sorted(TOP_LEVEL_KEYS))}"
-        )
 
 
 def check_trainer_steps(cfg: DictConfig) -> None:

@@ -27,6 +27,7 @@ from pytorch_lightning.loggers import Logger
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
+from genlab.compat import config_child
 from genlab.utils.errors import ConfigError, GenlabError
 
 TRUSTED_MODULES_ENV = "GENLAB_TRUSTED_MODULES"
@@ -70,10 +71,10 @@ def targets(node: Any, key: str) -> Iterator[tuple[str, Any]]:
                 except Exception as err:  # an interpolation that does not resolve
                     raise ConfigError(f"{child_key} cannot be resolved: {err}") from None
             else:
-                yield from targets(node._get_node(name), child_key)
+                yield from targets(config_child(node, name), child_key)
     elif isinstance(node, ListConfig):
         for index in range(len(node)):
-            yield from targets(node._get_node(index), f"{key}[{index}]")
+            yield from targets(config_child(node, index), f"{key}[{index}]")
 
 
 def locate(path: str) -> Any:

@@ -10,8 +10,6 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ValueType
 from hydra.errors import (
@@ -21,9 +19,11 @@ from hydra.errors import (
     OverrideParseException,
 )
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ValidationError
 
+from genlab.config.compose import compose_config
+from genlab.config.schema import register_schemas
 from genlab.utils.errors import ConfigError, user_errors_reported
-from genlab.utils.paths import config_dir
 from genlab.utils.resolvers import register_resolvers
 from genlab.utils.sweep_summary import print_unfinished_sweep_summaries
 
@@ -96,15 +96,6 @@ def ambiguous_sweep(args: list[str]) -> str | None:
     return None
 
 
-def compose_config(config_name: str, overrides: list[str]) -> DictConfig:
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(version_base="1.3", config_dir=str(config_dir())):
-            return compose(config_name=config_name, overrides=overrides)
-    finally:
-        GlobalHydra.instance().clear()
-
-
 def describe(error: HydraException, config_name: str, overrides: list[str]) -> str:
     """One line for a composition error, with the valid choices where Hydra knows them."""
     if isinstance(error, MissingConfigException) and error.options:
@@ -115,6 +106,8 @@ def describe(error: HydraException, config_name: str, overrides: list[str]) -> s
                 f"choose one of {', '.join(sorted(error.options))}"
             )
     full_key = getattr(error.__cause__, "full_key", None)
+    if isinstance(error.__cause__, ValidationError) and full_key:  # a value of the wrong type
+        return f"{full_key}: {str(error.__cause__).splitlines()[0]}"
     if isinstance(error, ConfigCompositionException) and full_key:
         parent = full_key.rpartition(".")[0]
         others = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != full_key]
@@ -160,6 +153,7 @@ def checked_entry_point(hydra_main: Callable[[], object], config_name: str) -> C
 
     def entry_point() -> None:
         register_resolvers()
+        register_schemas()
         with user_errors_reported():
             check_overrides(config_name, sys.argv[1:])
         try:

@@ -15,6 +15,8 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_only
 from torch import nn
 
+from genlab.compat import tensorboard_file_writer
+
 log = logging.getLogger("genlab")
 
 
@@ -62,7 +64,7 @@ def log_tensorboard_hparams(logger: TensorBoardLogger, hparams: dict[str, Any]) 
 
     metric = hparams.get("optimized_metric")
     metrics = {metric: 0.0} if metric else {}  # only the names are written, not the values
-    writer = logger.experiment._get_file_writer()  # the writer Lightning itself writes it with
+    writer = tensorboard_file_writer(logger.experiment)  # the one Lightning writes with
     for summary in hparams_summaries(flat_scalars(hparams), metrics):
         writer.add_summary(summary)
 
