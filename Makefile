@@ -14,7 +14,7 @@ CKPT   ?=
 RUN    ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install train sweep sample eval report tensorboard fid-classifier bench gpu-check test test-fast mutation lint format clean
+.PHONY: help install train sweep sample eval export report tensorboard fid-classifier bench gpu-check test test-fast mutation lint format clean
 
 help: ## list every target
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ sample: $(STAMP) ## write samples from a checkpoint: make sample CKPT=path/to/la
 
 eval: $(STAMP) ## FID/KID/IS, precision/recall (+ VAE NLL) of a checkpoint: make eval CKPT=...
 	$(BIN)/genlab-eval ckpt_path=$(CKPT) $(ARGS)
+
+export: $(STAMP) ## the generator as a file that loads without genlab + model card: make export CKPT=... ARGS="metrics_file=..."
+	$(BIN)/python -m genlab.export ckpt_path=$(CKPT) $(ARGS)
 
 report: $(STAMP) ## Markdown table + PNG plots of a run or a sweep, offline: make report RUN=outputs/train/multirun/...
 	$(BIN)/genlab-report $(RUN) $(ARGS)

@@ -19,6 +19,7 @@ import wandb
 import yaml
 from omegaconf import OmegaConf
 
+from genlab.config import resolvers
 from genlab.config.instantiate import build
 from genlab.config.overrides import check_overrides
 from genlab.errors import ConfigError
@@ -26,7 +27,6 @@ from genlab.eval import evaluate
 from genlab.runs.run_logging import finish_wandb
 from genlab.sample import sample
 from genlab.train import train
-from genlab.config import resolvers
 from genlab.utils.precision import resolve_cpu_precision
 from tests.helpers.runs import TINY_RUN, MakeConfig
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from genlab.config import resolvers
 from genlab.config.overrides import sweep_jobs_to_check
 from genlab.config.paths import config_dir
 from genlab.runs.result import read_result, result_recorded
-from genlab.config import resolvers
 
 
 def test_wandb_is_offline_without_credentials(tmp_path: Path, monkeypatch) -> None:

@@ -5,6 +5,7 @@ genlab-sample ckpt_path=<run>/checkpoints/last.ckpt n=1000 out_dir=gen  # an Ima
 genlab-sample ckpt_path=<conditional run>/checkpoints/last.ckpt labels=7      # only sevens
 genlab-sample ckpt_path=<conditional run>/checkpoints/last.ckpt labels=[0,1,2]  # cycled
 genlab-sample ckpt_path=<VAE run>/checkpoints/last.ckpt sampler=gmm   # z from a fitted mixture
+genlab-sample ckpt_path=... n=10000 format=npz   # samples.npz: uint8 NHWC arr_0 (+ labels arr_1)
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 from pathlib import Path
 
 import hydra
+import numpy as np
 import torch
 from omegaconf import DictConfig, ListConfig
 from torchvision.utils import make_grid, save_image
@@ -23,14 +25,17 @@ from genlab.config.overrides import checked_entry_point
 from genlab.config.paths import config_dir
 from genlab.config.resolvers import register_resolvers
 from genlab.errors import ConfigError, user_errors_reported
+from genlab.evaluation.image_files import IMAGES_KEY, LABELS_KEY, to_nhwc_array
 from genlab.models.latent_gmm import check_sampler, fit_latent_gmm
 from genlab.runs.output_paths import writable_directory
 from genlab.runs.result import result_recorded
 from genlab.utils.devices import checked_device
+from genlab.utils.files import write_atomically
 
 log = logging.getLogger(__name__)
 
 IMAGE_FOLDER_CLASS = "samples"  # ImageFolder needs one subfolder per class
+FORMATS = ("grid", "folder", "npz")
 
 
 def write_grid(images: torch.Tensor, path: Path, nrow: int) -> Path:
@@ -49,6 +54,31 @@ def write_image_folder(images: torch.Tensor, out_dir: Path) -> Path:
     return folder
 
 
+def write_npz(images: torch.Tensor, labels: torch.Tensor | None, path: Path) -> Path:
+    """Save images in [-1, 1] as uint8 (N, H, W, C) `arr_0`, and the labels of a conditional
+    model as `arr_1`: the layout of OpenAI's guided-diffusion samples, which the ADM
+    evaluation suite, genlab-eval and most generative-model repositories read."""
+    arrays = {IMAGES_KEY: to_nhwc_array(images)}
+    if labels is not None:
+        arrays[LABELS_KEY] = labels.cpu().numpy().astype(np.int64)
+
+    def write(tmp: Path) -> None:
+        with tmp.open("wb") as file:  # a file object: np.savez would append .npz to a path
+            np.savez(file, **arrays)
+
+    write_atomically(path, write)
+    return path
+
+
+def output_format(fmt: str | None, out_dir: Path | None) -> str:
+    """`format`, or as before when null: a grid without out_dir, a folder with it."""
+    if fmt is None:
+        return "grid" if out_dir is None else "folder"
+    if fmt not in FORMATS:
+        raise ConfigError(f"format={fmt!r} is unknown; choose one of {', '.join(FORMATS)}")
+    return fmt
+
+
 def requested_labels(labels: int | ListConfig | None, n: int) -> torch.Tensor | None:
     """The `labels` option as one label per image: an int repeats, a list is cycled to `n`."""
     if labels is None:
@@ -64,21 +94,25 @@ def sample(cfg: DictConfig) -> Path:
     check_numbers(cfg, SAMPLE_KEYS)
     device = checked_device(cfg.device)
     out_dir = None if cfg.out_dir is None else writable_directory("out_dir", Path(cfg.out_dir))
+    fmt = output_format(cfg.format, out_dir)
     model, run_cfg = load_model(cfg.ckpt_path)
     check_sampler(cfg.sampler, model)
     model.to(device)
     if cfg.sampler == "gmm":  # the training data, as the checkpoint's config reads it
         datamodule = run_datamodule(run_cfg, cfg.data_dir)
         model.latent_sampler = fit_latent_gmm(model, datamodule, cfg.gmm_components, cfg.seed)
-    images = model.generate(
-        cfg.n,
-        generator=torch.Generator().manual_seed(cfg.seed),
-        labels=requested_labels(cfg.labels, cfg.n),
-    ).cpu()
-    if out_dir is None:
-        written = write_grid(images, Path(cfg.paths.output_dir) / "samples.png", cfg.nrow)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    labels = requested_labels(cfg.labels, cfg.n)
+    if labels is None:  # the labels generate() would draw itself, drawn here to be written
+        labels = model.sample_labels(cfg.n, generator)
+    images = model.generate(cfg.n, generator=generator, labels=labels).cpu()
+    folder = out_dir or Path(cfg.paths.output_dir)
+    if fmt == "grid":
+        written = write_grid(images, folder / "samples.png", cfg.nrow)
+    elif fmt == "folder":
+        written = write_image_folder(images, folder)
     else:
-        written = write_image_folder(images, out_dir)
+        written = write_npz(images, labels, folder / "samples.npz")
     log.info("wrote %d samples to %s", cfg.n, written)
     return written
 

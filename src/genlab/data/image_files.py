@@ -18,7 +18,7 @@ def normalise_extensions(extensions: tuple[str, ...] | list[str]) -> tuple[str, 
 
 
 def find_images(
-    root: Path, extensions: tuple[str, ...]
+    root: Path, extensions: tuple[str, ...], key: str = "data.path"
 ) -> tuple[list[tuple[Path, int]], list[str]]:
     """(file, label) pairs, sorted by path, and the class names.
 
@@ -26,12 +26,11 @@ def find_images(
     the label is the index of the top subfolder among the sorted names of the
     subfolders that hold images, and images directly in `root` are left out (with
     a warning). A folder with no subfolder images is flat: every label is -1 and
-    there are no classes. Hidden files and folders (`.name`) are skipped.
+    there are no classes. Hidden files and folders (`.name`) are skipped. `key` is the
+    config key that named the folder, for the error messages.
     """
     if not root.is_dir():
-        raise DatasetNotFoundError(
-            f"data.path={root} is not a folder; point it at a folder of images"
-        )
+        raise DatasetNotFoundError(f"{key}={root} is not a folder; point it at a folder of images")
     files = sorted(
         p
         for p in root.rglob("*")
@@ -42,7 +41,7 @@ def find_images(
     if not files:
         raise DatasetNotFoundError(
             f"no images ({' '.join(extensions)}) found in {root}; "
-            "check data.path or data.extensions"
+            f"check {key}" + (" or data.extensions" if key == "data.path" else "")
         )
     nested = [p for p in files if p.parent != root]
     if not nested:

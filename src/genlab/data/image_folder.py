@@ -36,6 +36,26 @@ def decode_square(path: Path, channels: int, size: int) -> Tensor:
     return TF.center_crop(pixels, [size, size])
 
 
+def decode_files(
+    files: list[tuple[Path, int]], channels: int, size: int
+) -> tuple[list[Tensor], list[int], list[Path]]:
+    """(images, labels, unreadable files): every file decoded with `decode_square`."""
+    images, labels, bad = [], [], []
+    for file, label in files:
+        try:
+            images.append(decode_square(file, channels, size))
+            labels.append(label)
+        except DECODE_ERRORS:
+            bad.append(file)
+    return images, labels, bad
+
+
+def named_files(bad: list[Path]) -> str:
+    """The first SHOWN_BAD_FILES paths of `bad`, and how many more, for an error message."""
+    shown = ", ".join(str(p) for p in bad[:SHOWN_BAD_FILES])
+    return shown + (f" and {len(bad) - SHOWN_BAD_FILES} more" if len(bad) > SHOWN_BAD_FILES else "")
+
+
 class ImageFolderDataModule(ImageDataModule):
     """The images of `path`, flat or with one subfolder per class (torchvision's ImageFolder).
 
@@ -79,18 +99,10 @@ class ImageFolderDataModule(ImageDataModule):
 
     def load_raw(self) -> dict[str, Split]:
         files, self.classes = find_images(self.path, self.extensions)
-        images, labels, bad = [], [], []
-        for file, label in files:
-            try:
-                images.append(decode_square(file, self.channels, self.image_size))
-                labels.append(label)
-            except DECODE_ERRORS:
-                bad.append(file)
+        images, labels, bad = decode_files(files, self.channels, self.image_size)
         if bad and not self.skip_bad_files:
-            shown = ", ".join(str(p) for p in bad[:SHOWN_BAD_FILES])
-            more = f" and {len(bad) - SHOWN_BAD_FILES} more" if len(bad) > SHOWN_BAD_FILES else ""
             raise DataError(
-                f"{len(bad)} unreadable image file(s) in {self.path}: {shown}{more}; "
+                f"{len(bad)} unreadable image file(s) in {self.path}: {named_files(bad)}; "
                 "remove them or set data.skip_bad_files=true"
             )
         self.n_skipped = len(bad)

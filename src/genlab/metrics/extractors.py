@@ -31,15 +31,45 @@ class FeatureExtractor(nn.Module):
     name: str
     num_features: int
     weights_sha256: str
+    #: (C, H, W) the network takes, or None when it resizes any image itself
+    input_shape: tuple[int, int, int] | None = None
+    #: channel counts it reads
+    input_channels: tuple[int, ...] = (1, 3)
+    #: classes its logits name when they are the classes of genlab's data (LeNet: the ten
+    #: digits), so that a conditional model's samples can be classified; None otherwise
+    data_classes: int | None = None
 
     def train(self, mode: bool = True) -> FeatureExtractor:
         return super().train(False)
+
+    def check_input(self, shape: tuple[int, ...], what: str) -> None:
+        """Raise one ConfigError line unless images of (C, H, W) `shape` fit the network."""
+        shape = tuple(shape)
+        fits = (
+            shape == self.input_shape
+            if self.input_shape is not None
+            else len(shape) == 3 and shape[0] in self.input_channels
+        )
+        if not fits:
+            wanted = (
+                f"{self.input_shape} (C, H, W)"
+                if self.input_shape is not None
+                else f"{' or '.join(map(str, self.input_channels))} channels"
+            )
+            hint = "; use metrics=fid_inception for other images" if self.name == "lenet" else ""
+            raise ConfigError(
+                f"{what} holds images of shape {shape} (C, H, W), but the {self.name} extractor "
+                f"reads {wanted}{hint}"
+            )
 
 
 class LeNetExtractor(FeatureExtractor):
     """genlab's digit classifier; takes (N, 1, 28, 28) images."""
 
     name = "lenet"
+    input_shape = (1, 28, 28)
+    input_channels = (1,)
+    data_classes = 10
 
     def __init__(self, weights: Path = WEIGHTS_FILE) -> None:
         super().__init__()

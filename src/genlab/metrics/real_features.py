@@ -1,4 +1,4 @@
-"""Features of a datamodule's real images, through the on-disk cache."""
+"""Features of real images (a datamodule's split, or any image set), through the on-disk cache."""
 
 from __future__ import annotations
 
@@ -28,6 +28,26 @@ def extract(
     )
 
 
+def cached_image_features(
+    name: str,
+    split: str,
+    images: Tensor,
+    extractor: FeatureExtractor,
+    cache_dir: str | Path,
+    batch_size: int = 500,
+    device: torch.device | None = None,
+) -> Tensor:
+    """Features of `images` (named `name`/`split` in the cache), computed once per cache key.
+
+    The key holds a checksum of the images, so a name never stands for other images.
+    """
+    key = cache_key(
+        name, split, len(images), images_sha256(images), extractor.name, extractor.weights_sha256
+    )
+    device = device or torch.device("cpu")
+    return cached_features(cache_dir, key, lambda: extract(extractor, images, batch_size, device))
+
+
 def real_features(
     datamodule: object,
     split: str,
@@ -38,9 +58,6 @@ def real_features(
 ) -> Tensor:
     """Features of every image of `split`, computed once per cache key."""
     images = datamodule.real_images(split)
-    key = cache_key(
-        datamodule.name, split, len(images), images_sha256(images),
-        extractor.name, extractor.weights_sha256,
-    )  # fmt: skip
-    device = device or torch.device("cpu")
-    return cached_features(cache_dir, key, lambda: extract(extractor, images, batch_size, device))
+    return cached_image_features(
+        datamodule.name, split, images, extractor, cache_dir, batch_size, device
+    )

@@ -11,6 +11,7 @@ NaN with a warning, `genlab-eval` fails in one line.
 from __future__ import annotations
 
 import warnings
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -20,6 +21,7 @@ from torchmetrics.image.kid import KernelInceptionDistance
 
 from genlab.errors import GenlabError
 from genlab.metrics.extractors import FeatureExtractor
+from genlab.metrics.moments import Moments
 
 
 class NonFiniteSamplesError(GenlabError):
@@ -47,6 +49,45 @@ class Precomputed(nn.Module):
         return features
 
 
+class Extracted(NamedTuple):
+    """One extractor pass over a batch: features (for FID, KID, precision/recall, ...) and
+    class logits (for IS and the classifier's accuracy)."""
+
+    features: Tensor
+    logits: Tensor
+
+
+def frechet_metric(dim: int) -> FrechetInceptionDistance:
+    """torchmetrics' FID over already-extracted `dim`-d features; the real side is kept on reset."""
+    return FrechetInceptionDistance(feature=Precomputed(dim), reset_real_features=False)
+
+
+def load_real_moments(fid: FrechetInceptionDistance, moments: Moments) -> None:
+    """Put the real side's moments into torchmetrics' FID states, as if it had seen the features.
+
+    torchmetrics keeps sum(x), sum(x x^T) and n, and computes mu = sum / n and
+    sigma = (sum(x x^T) - n mu mu^T) / (n - 1); these states give back `moments` exactly
+    up to float64 rounding. A file that does not say its `n` is loaded with n = 2 (the
+    moments, not n, enter the distance).
+    """
+    n = moments.n or 2
+    mu, sigma = moments.mu.double(), moments.sigma.double()
+    fid.real_features_sum = n * mu
+    fid.real_features_cov_sum = (n - 1) * sigma + n * torch.outer(mu, mu)
+    fid.real_features_num_samples = torch.tensor(n, dtype=torch.long)
+
+
+def frechet_distance(real: Tensor | Moments, fake: Tensor) -> float:
+    """FID between real features (or their moments) and (N, D) fake features, in float64."""
+    fid = frechet_metric(fake.shape[1])
+    if isinstance(real, Moments):
+        load_real_moments(fid, real)
+    else:
+        fid.update(real.double(), real=True)
+    fid.update(fake.double(), real=False)
+    return float(fid.compute())
+
+
 class MetricSuite(nn.Module):
     """Accumulates generated images batch by batch; `compute()` returns every metric.
 
@@ -55,12 +96,18 @@ class MetricSuite(nn.Module):
     state is empty (torchmetrics cannot gather an empty list state). KID's subsets and
     IS's splits are drawn from `seed`, not the global generator: the values repeat for
     the same samples, agree across ranks, and leave training's random stream untouched.
+
+    `real_features` may be the real side's `Moments` only (a statistics file): FID is then
+    computed from them, and KID, which needs the features, is None.
+
+    FID is accumulated and returned in float64 (the features are float32; torchmetrics
+    would round the distance back to their dtype).
     """
 
     def __init__(
         self,
         extractor: FeatureExtractor,
-        real_features: Tensor,
+        real_features: Tensor | Moments,
         n_fake: int,
         kid_subset_size: int = 1000,
         compute_is: bool = True,
@@ -78,14 +125,19 @@ class MetricSuite(nn.Module):
                 f"covariance is rank-deficient); compare values only at equal sample counts",
                 stacklevel=2,
             )
-        self.fid = FrechetInceptionDistance(feature=Precomputed(dim), reset_real_features=False)
-        subset = max(2, min(kid_subset_size, len(real_features), n_fake))
+        self.fid = frechet_metric(dim)
+        self.kid: KernelInceptionDistance | None = None
         with warnings.catch_warnings():  # "saves all features": bounded here by n_samples
             warnings.filterwarnings("ignore", message=".*will save all extracted features.*")
-            self.kid = KernelInceptionDistance(
-                feature=Precomputed(dim), subset_size=subset, reset_real_features=False
-            )
+            if not isinstance(real_features, Moments):
+                subset = max(2, min(kid_subset_size, len(real_features), n_fake))
+                self.kid = KernelInceptionDistance(
+                    feature=Precomputed(dim), subset_size=subset, reset_real_features=False
+                )
             self.inception_score = InceptionScore(feature=Precomputed(0)) if compute_is else None
+        if isinstance(real_features, Moments):
+            load_real_moments(self.fid, real_features)
+            return
         bad = non_finite_rows(real_features)
         if bad:
             raise GenlabError(
@@ -93,12 +145,13 @@ class MetricSuite(nn.Module):
                 "values; FID needs finite features: check the real images and the extractor"
             )
         shard = real_features[rank::world_size].to(torch.float32)
-        self.fid.update(shard, real=True)
+        self.fid.update(shard.double(), real=True)
         self.kid.update(shard, real=True)
 
     @torch.no_grad()
-    def update(self, images: Tensor) -> Tensor:
-        """Add generated images in [-1, 1]; returns their features (for precision/recall).
+    def update(self, images: Tensor) -> Extracted:
+        """Add generated images in [-1, 1]; returns their features and logits (for
+        precision/recall, density/coverage, memorization and class accuracy).
 
         Raises NonFiniteSamplesError, adding nothing, when an image or a feature vector
         holds a NaN or an infinity (one host sync per batch).
@@ -117,22 +170,22 @@ class MetricSuite(nn.Module):
                 f"the {self.extractor.name} features of {len(images)} generated images hold "
                 "NaN or infinite values"
             )
-        self.fid.update(features, real=False)
-        self.kid.update(features, real=False)
+        self.fid.update(features.double(), real=False)
+        if self.kid is not None:
+            self.kid.update(features, real=False)
         if self.inception_score is not None:
             self.inception_score.update(logits.float())
-        return features
+        return Extracted(features, logits.float())
 
-    def compute(self) -> dict[str, float]:
-        """Every metric over the images added since the last reset (synced across ranks)."""
+    def compute(self) -> dict[str, float | None]:
+        """Every metric over the images added since the last reset (synced across ranks);
+        KID is None when the real side is only moments."""
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
-            kid_mean, kid_std = self.kid.compute()
-            results = {
-                "fid": float(self.fid.compute()),
-                "kid_mean": float(kid_mean),
-                "kid_std": float(kid_std),
-            }
+            results: dict[str, float | None] = {"fid": float(self.fid.compute())}
+            kid_mean, kid_std = self.kid.compute() if self.kid is not None else (None, None)
+            results["kid_mean"] = None if kid_mean is None else float(kid_mean)
+            results["kid_std"] = None if kid_std is None else float(kid_std)
             if self.inception_score is not None:
                 is_mean, is_std = self.inception_score.compute()
                 results |= {"is_mean": float(is_mean), "is_std": float(is_std)}
@@ -141,6 +194,7 @@ class MetricSuite(nn.Module):
     def reset(self) -> None:
         """Drop the generated images' states (real ones stay) and free their memory."""
         self.fid.reset()
-        self.kid.reset()
+        if self.kid is not None:
+            self.kid.reset()
         if self.inception_score is not None:
             self.inception_score.reset()
