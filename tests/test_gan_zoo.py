@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 import torch
+from torch.nn.utils import parameters_to_vector
 
 from genlab import losses
 from genlab.augment import DiffAugment, cutout, translation
+from genlab.callbacks.ema import EMA, ema_avg_fn, ramped_decay
 from genlab.checkpoints import load_model
 from genlab.errors import ConfigError
 from genlab.models import GANModule
@@ -176,6 +178,56 @@ def test_weight_averaging_runs_after_the_callbacks_that_sample() -> None:
     ema = pl.callbacks.EMAWeightAveraging()
     sampler, checkpoint = pl.Callback(), pl.callbacks.ModelCheckpoint()
     assert weight_averaging_last([ema, sampler, checkpoint]) == [sampler, checkpoint, ema]
+
+
+def test_ema_decay_ramps_up_to_its_ceiling() -> None:
+    # min(decay, (1 + n) / (10 + n)): 1/10, 2/11, 91/100, then the ceiling.
+    assert ramped_decay(0.999, 0).item() == pytest.approx(0.1)
+    assert ramped_decay(0.999, 1).item() == pytest.approx(2 / 11)
+    assert ramped_decay(0.999, torch.tensor(90)).item() == pytest.approx(0.91)
+    assert ramped_decay(0.99, 890).item() == pytest.approx(0.99)
+    assert ramped_decay(0.99, 10_000).item() == pytest.approx(0.99)
+
+
+def test_ema_with_the_ramp_forgets_the_first_weights() -> None:
+    """One weight at 1, then 20 updates towards 0: the first value keeps the product of
+    the betas, prod_{n=1..20} (1 + n) / (10 + n) = 10! 21! / 30! = 7.0e-7 of the average
+    (without the ramp 0.999^20 = 0.98)."""
+    net = torch.nn.Linear(1, 1, bias=False)
+    torch.nn.init.ones_(net.weight)
+    average = torch.optim.swa_utils.AveragedModel(net, avg_fn=ema_avg_fn(0.999))
+    average.update_parameters(net)  # the first update copies
+    torch.nn.init.zeros_(net.weight)
+    for _ in range(20):
+        average.update_parameters(net)
+    assert average.module.weight.item() == pytest.approx(6.99e-7, rel=0.01)
+
+
+class RawWeights(pl.Callback):
+    """Keeps the trained generator's weights at the end of training, before EMA (listed
+    after it) copies the average in."""
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.weights = parameters_to_vector(pl_module.generator.parameters()).detach()
+
+
+def test_ema_callback_averages_recent_weights_in_a_short_run() -> None:
+    """After 60 iterations with decay 0.999, the average must have moved from the initial
+    weights nearly as far as training did (without the ramp it keeps 0.999^59 = 94% of the
+    first iteration's weights and moves about a tenth as far)."""
+    torch.manual_seed(0)
+    model, raw = tiny_gan(), RawWeights()
+    initial = parameters_to_vector(model.generator.parameters()).detach().clone()
+    fit(model, iterations=60, callbacks=[raw, EMA(decay=0.999)])
+    averaged = parameters_to_vector(model.generator.parameters()).detach()
+    assert not torch.equal(averaged, raw.weights)  # the average, not the trained weights
+    moved = (averaged - initial).norm() / (raw.weights - initial).norm()
+    assert moved > 0.5, f"the average moved {moved:.2f} of the way"
+
+
+def test_ema_decay_outside_zero_to_one_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"callbacks\.ema\.decay must be in \[0, 1\)"):
+        EMA(decay=1.0)
 
 
 def ema_run(make_config: MakeConfig, decay: float, extra: list[str] | None = None) -> Path:

@@ -7,7 +7,6 @@ whose objective, data or sampling is broken stays near its first epoch and fails
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
@@ -21,37 +20,11 @@ from genlab.eval import evaluate
 from genlab.metrics.extractors import LeNetExtractor
 from genlab.metrics.lenet import load_lenet
 from genlab.models.base import GenerativeModule
-from genlab.train import train
+from tests.helpers.learning import logged, trained
 from tests.helpers.references import reference_precision_recall
 from tests.helpers.runs import compose_config
 
 pytestmark = pytest.mark.slow
-
-# What every learning run shares: the CPU, CSV logs, no console output, FID on 1,000 samples.
-LEARNING_RUN = [
-    "trainer.accelerator=cpu",
-    "logger=csv",
-    "callbacks.progress_bar=null",
-    "callbacks.model_summary=null",
-    "trainer.enable_model_summary=false",
-    "callbacks.sample_grid.interpolation_rows=0",
-    "metrics.n_samples=1000",
-]
-
-
-def trained(tmp_path_factory: pytest.TempPathFactory, name: str, overrides: list[str]) -> Path:
-    """Train `overrides` (seed 42, as every recipe) in a fresh directory; return it."""
-    run_dir = tmp_path_factory.mktemp(name)
-    train(compose_config("train", [*LEARNING_RUN, *overrides], run_dir))
-    return run_dir
-
-
-def logged(run_dir: Path, key: str) -> list[tuple[int, float]]:
-    """(epoch or step, value) of every row of `csv/metrics.csv` that logged `key`."""
-    with open(run_dir / "csv" / "metrics.csv") as f:
-        rows = [row for row in csv.DictReader(f) if row.get(key)]
-    index = "epoch" if key.startswith("val/") else "step"
-    return [(int(row[index]), float(row[key])) for row in rows]
 
 
 def class_accuracy(model: GenerativeModule, n: int = 1000) -> float:

@@ -1,5 +1,6 @@
 """Lightning callbacks: everything with a side effect (images, files, checkpoint contents)."""
 
+from genlab.callbacks.ema import EMA
 from genlab.callbacks.interrupt_checkpoint import InterruptCheckpoint
 from genlab.callbacks.last_checkpoint import LastCheckpoint
 from genlab.callbacks.nan_guard import NanGuard, NonFiniteLossError
@@ -9,6 +10,7 @@ from genlab.callbacks.run_config import StoreRunConfig
 from genlab.callbacks.sample_grid import SampleGrid
 
 __all__ = [
+    "EMA",
     "InterruptCheckpoint",
     "IntervalProgressBar",
     "LastCheckpoint",
