@@ -10,7 +10,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from genlab.config.instantiate import build
-from genlab.errors import GenlabError
+from genlab.errors import GenlabError, first_line
 from genlab.models.base import GenerativeModule
 from genlab.utils.files import write_atomically
 
@@ -53,7 +53,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for damaged files
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        reason = first_line(err)
         raise GenlabError(
             f"checkpoint {path} cannot be read (truncated or not a checkpoint): {reason}"
         ) from None

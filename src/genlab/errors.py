@@ -25,6 +25,12 @@ class SweepJobError(CompactHydraException):
     line, where it prints any other exception of a failed job with its traceback."""
 
 
+def first_line(err: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none): what a
+    one-line `error:` can quote of another library's multi-line message."""
+    return str(err).splitlines()[0] if str(err) else type(err).__name__
+
+
 @contextmanager
 def user_errors_reported(multirun: bool = False) -> Iterator[None]:
     """Turn a GenlabError into one `error:` line and exit status 2.

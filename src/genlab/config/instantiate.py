@@ -28,7 +28,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
 from genlab.compat import config_child
-from genlab.errors import ConfigError, GenlabError
+from genlab.errors import ConfigError, GenlabError, first_line
 
 TRUSTED_MODULES_ENV = "GENLAB_TRUSTED_MODULES"
 
@@ -113,7 +113,7 @@ def check_target(key: str, target: Any) -> None:
     try:
         cls = locate(target)
     except (ImportError, AttributeError) as err:
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        reason = first_line(err)
         raise ConfigError(f"{key}={target} cannot be found: {reason}") from None
     if not inspect.isclass(cls):
         raise ConfigError(refused)

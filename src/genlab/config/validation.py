@@ -11,11 +11,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from genlab.config.instantiate import check_targets, locate
 from genlab.config.schema import PathsConfig, TrainConfig, target_schema
-from genlab.errors import ConfigError
-
-
-def first_line(err: Exception) -> str:
-    return str(err).splitlines()[0] if str(err) else type(err).__name__
+from genlab.errors import ConfigError, first_line
 
 
 def resolved(cfg: DictConfig) -> dict[str, Any]:

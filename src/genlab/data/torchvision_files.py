@@ -12,6 +12,7 @@ from torchvision.datasets import VisionDataset
 from genlab.data.base import ImageDataModule
 from genlab.data.errors import DataError, DatasetNotFoundError
 from genlab.data.memory import Split
+from genlab.errors import first_line
 
 # What torchvision's readers raise on a damaged file: a bad header (AssertionError in the
 # IDX reader), a short file (RuntimeError, ValueError), a broken pickle, a missing key.
@@ -70,7 +71,7 @@ class TorchvisionDataModule(ImageDataModule):
         try:
             self.open_split(train=True, download=True)
         except (OSError, RuntimeError) as err:
-            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            reason = first_line(err)
             raise DatasetNotFoundError(
                 f"data={self.name}: download failed ({reason}); without network access place "
                 f"{', '.join(self.expected_files)}{self.files_note} in {self.folder}"
@@ -93,7 +94,7 @@ class TorchvisionDataModule(ImageDataModule):
                 for split in ("train", "test")
             }
         except READ_ERRORS as err:
-            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            reason = first_line(err)
             raise DataError(
                 f"data={self.name}: could not read the files in {self.folder} ({reason}); "
                 "replace them with intact copies"

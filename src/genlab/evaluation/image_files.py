@@ -23,7 +23,7 @@ from torch import Tensor
 from genlab.data.image_files import DEFAULT_EXTENSIONS, find_images
 from genlab.data.image_folder import DECODE_ERRORS, decode_files, named_files
 from genlab.data.memory import to_signed_unit
-from genlab.errors import ConfigError, GenlabError
+from genlab.errors import ConfigError, GenlabError, first_line
 
 ARRAY_SUFFIXES = (".npz", ".npy")
 IMAGES_KEY = "arr_0"  # guided-diffusion / ADM: the samples
@@ -120,7 +120,7 @@ def load_arrays(path: Path, key: str) -> dict[str, np.ndarray]:
     except FileNotFoundError:
         raise GenlabError(f"{key}={path} does not exist") from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        reason = first_line(err)
         raise GenlabError(
             f"{key}={path} cannot be read as a numpy {path.suffix} file (pickled object arrays "
             f"are refused): {reason}"

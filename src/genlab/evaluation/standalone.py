@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
 import genlab
-from genlab.errors import GenlabError
+from genlab.errors import GenlabError, first_line
 from genlab.models.base import GenerativeModule
 from genlab.runs.result import read_result
 from genlab.utils.files import write_atomically
@@ -84,7 +84,7 @@ def export_generator(model: GenerativeModule, path: Path) -> Path:
             decoder, inputs, dynamic_shapes=tuple({0: batch} for _ in inputs)
         )
     except Exception as err:  # the exporter raises many types for graphs it cannot capture
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        reason = first_line(err)
         raise GenlabError(f"torch.export cannot capture this generator: {reason}") from None
 
     def write(tmp: Path) -> None:

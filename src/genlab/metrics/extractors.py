@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from genlab.errors import ConfigError, GenlabError
+from genlab.errors import ConfigError, GenlabError, first_line
 from genlab.metrics.lenet import WEIGHTS_FILE, load_lenet, weights_sha256
 
 INCEPTION_WEIGHTS = "weights-inception-2015-12-05-6726825d.pth"  # torch-fidelity's file name
@@ -123,7 +123,7 @@ def verified_inception_weights(allow_download: bool) -> Path:
                 URL_INCEPTION_V3, str(path), hash_prefix=INCEPTION_SHA256[:8], progress=False
             )
         except (OSError, RuntimeError) as err:  # no network, or torch hub's hash check
-            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            reason = first_line(err)
             raise GenlabError(f"{missing}; the download failed: {reason}") from None
     digest = file_sha256(path)
     if digest != INCEPTION_SHA256:
