@@ -10,23 +10,13 @@ from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from genlab.config.paths import config_dir
-from genlab.config.validation import check_config
+from genlab.config.validation import check_config, target_nodes
 
 CONF = config_dir()
 GROUPS = ["data", "model", "model/net", "trainer", "logger", "callbacks", "metrics",
           "experiment", "debug", "paths", "hparams_search"]  # fmt: skip
 NET_FOR_MODEL = {"conv_vae": "vae"}  # a net option needs its model; the rest are GAN nets
 DATA_FOR_NET = {"resnet": "cifar10"}  # nets for 32x32 images; the rest fit MNIST's 28x28
-
-
-def targets(node: object) -> list[str]:
-    """Every `_target_` in a resolved config tree."""
-    if isinstance(node, dict):
-        own = [node["_target_"]] if "_target_" in node else []
-        return own + [t for value in node.values() for t in targets(value)]
-    if isinstance(node, list):
-        return [t for value in node for t in targets(value)]
-    return []
 
 
 def options(group: str) -> list[str]:
@@ -58,8 +48,8 @@ def test_every_config_composes_and_resolves(
     # Every interpolation resolves, every `_target_` names an allowed class, and every key
     # is a parameter of its target with a value of the parameter's type.
     check_config(cfg)
-    for target in targets(OmegaConf.to_container(cfg, resolve=True)):
-        assert callable(get_object(target)), target
+    for _, node in target_nodes(OmegaConf.to_container(cfg, resolve=True), ""):
+        assert callable(get_object(node["_target_"])), node["_target_"]
 
 
 @pytest.mark.parametrize("net", options("model/net"))

@@ -9,7 +9,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from genlab.config.instantiate import check_targets, locate
+from genlab.config.instantiate import check_target, locate
 from genlab.config.schema import PathsConfig, TrainConfig, target_schema
 from genlab.errors import ConfigError, first_line
 
@@ -86,6 +86,8 @@ def check_config(cfg: DictConfig) -> None:
     plain = resolved(cfg)
     check_top_level(plain)
     for group, node in plain.items():
-        check_targets(group, cfg[group])
-        for key, target_node in target_nodes(node, group):
+        nodes = list(target_nodes(node, group))
+        for key, target_node in nodes:  # every target of the group allowed before any import
+            check_target(f"{key}._target_", target_node["_target_"])
+        for key, target_node in nodes:
             check_target_node(key, target_node)
