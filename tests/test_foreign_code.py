@@ -136,6 +136,22 @@ def test_a_command_line_callback_target_runs_nothing(
     assert not (tmp_path / "checkpoints").exists()
 
 
+def test_a_target_in_a_module_that_runs_code_on_import_is_refused_before_the_import(
+    make_config: MakeConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Importing a module runs it: the config checks must refuse its name first."""
+    marker = tmp_path / "pwned"
+    (tmp_path / "evil_on_import.py").write_text(
+        f"from pathlib import Path\nPath({str(marker)!r}).touch()\nclass Callback: ...\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cfg = make_config(
+        overrides=[*TINY_RUN, "logger=csv", "+callbacks.x._target_=evil_on_import.Callback"]
+    )
+    refused(lambda: train(cfg), marker, r"^callbacks\.x\._target_=evil_on_import\.Callback is not")
+    assert "evil_on_import" not in sys.modules
+
+
 def test_a_users_own_module_can_be_trusted(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ConfigError, match="GENLAB_TRUSTED_MODULES"):
         check_target("model.optimizer._target_", "collections.OrderedDict")
