@@ -39,7 +39,8 @@ def check_target_node(key: str, node: dict[str, Any]) -> None:
     """Reject a key that the node's target does not take, or a value of the wrong type."""
     schema = target_schema(locate(node["_target_"]))
     given = {name: value for name, value in node.items() if not str(name).startswith("_")}
-    unknown = [name for name in given if schema.owner(name) is None]
+    owners = {name: schema.owner(name) for name in given}
+    unknown = [name for name, owner in owners.items() if owner is None]
     if unknown and not schema.open_ended:
         raise ConfigError(
             f"{key}.{unknown[0]} is not a parameter of {node['_target_']}; "
@@ -52,7 +53,7 @@ def check_target_node(key: str, node: dict[str, Any]) -> None:
             kinds = " or ".join(kind.__name__ for kind in dict.fromkeys(plain))
             raise ConfigError(f"{key}.{name}: {value!r} is not a {kinds}")
     for parameters in schema.schemas:
-        values = {name: value for name, value in given.items() if schema.owner(name) is parameters}
+        values = {name: given[name] for name, owner in owners.items() if owner is parameters}
         try:
             OmegaConf.merge(parameters, values)
         except OmegaConfBaseException as err:
