@@ -1,4 +1,4 @@
-"""The GAN variants: penalties on hand-checked values, DiffAugment, spectral norm,
+"""The GAN variants: penalties on hand-checked values, spectral norm,
 class-conditional nets, EMA, and every GAN experiment recipe trained for a few steps."""
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import torch
 from torch.nn.utils import parameters_to_vector
 
 from genlab import losses
-from genlab.augment import DiffAugment, cutout, translation
 from genlab.callbacks.ema import EMA, ema_avg_fn, ramped_decay
 from genlab.checkpoints import load_model
 from genlab.errors import ConfigError
@@ -65,35 +64,6 @@ def test_penalties_keep_the_graph_so_they_train_the_critic() -> None:
 def test_negative_penalty_weights_are_config_errors() -> None:
     with pytest.raises(ConfigError, match=r"gradient_penalty and model\.r1_gamma must be >= 0"):
         tiny_gan(r1_gamma=-1.0)
-
-
-# --- DiffAugment --------------------------------------------------------------------------
-
-
-def test_translation_shifts_content_and_pads_with_zeros() -> None:
-    torch.manual_seed(0)
-    image = torch.zeros(64, 1, 8, 8)
-    image[:, :, 3:5, 3:5] = 1.0  # a 2x2 square away from the border: it survives any 1-px shift
-    moved = translation(image, ratio=0.125)  # at most 1 pixel each way
-    assert moved.shape == image.shape
-    assert moved.sum(dim=(1, 2, 3)).tolist() == [4.0] * 64  # nothing lost or created
-    assert (moved != image).any(dim=(1, 2, 3)).sum() > 32  # most images moved
-
-
-def test_cutout_zeros_a_square_of_half_the_side() -> None:
-    torch.manual_seed(0)
-    out = cutout(torch.ones(32, 1, 8, 8), ratio=0.5)
-    zeros = (out == 0).sum(dim=(1, 2, 3))
-    assert zeros.max().item() == 16  # a 4x4 square where it lies inside the image
-    assert (zeros > 0).all()  # clipped at a border, never empty
-
-
-def test_diffaugment_passes_gradients_and_rejects_unknown_operations() -> None:
-    images = torch.rand(4, 3, 8, 8, requires_grad=True)
-    DiffAugment(["color", "translation", "cutout"])(images).sum().backward()
-    assert images.grad is not None and images.grad.abs().sum() > 0
-    with pytest.raises(ConfigError, match="unknown operations \\['colour'\\]"):
-        DiffAugment(["colour"])
 
 
 # --- spectral normalisation and conditional networks -------------------------------------
