@@ -50,9 +50,11 @@ def fit(
     model: pl.LightningModule,
     iterations: int,
     data: DataLoader | None = None,
+    ckpt_path: str | None = None,
     **trainer_kwargs: object,
 ) -> pl.Trainer:
-    """Train `model` for `iterations` batches on the CPU, with nothing written to disk."""
+    """Train `model` for `iterations` batches on the CPU (resuming from `ckpt_path` if
+    given), with nothing written to disk unless `trainer_kwargs` asks for it."""
     settings = {
         "accelerator": "cpu",
         "max_steps": model.optimizer_steps_for(iterations),
@@ -63,5 +65,7 @@ def fit(
         "enable_model_summary": False,
     }
     trainer = pl.Trainer(**(settings | trainer_kwargs))
-    trainer.fit(model, train_dataloaders=data if data is not None else loader())
+    trainer.fit(
+        model, train_dataloaders=data if data is not None else loader(), ckpt_path=ckpt_path
+    )
     return trainer
