@@ -12,6 +12,10 @@ STAMP  := $(VENV)/.installed
 ARGS   ?=
 CKPT   ?=
 RUN    ?=
+# Test processes (pytest-xdist): one per core unless JOBS is given; work stealing keeps both
+# busy when a long test lands late.
+JOBS   ?= auto
+PYTEST_JOBS := $(if $(filter 1,$(JOBS)),,-n $(JOBS) --dist worksteal)
 
 .DEFAULT_GOAL := help
 .PHONY: help install train sweep sample eval export report tensorboard fid-classifier bench gpu-check test test-fast mutation lint format clean
@@ -58,14 +62,14 @@ bench: $(STAMP) ## training/eval throughput, genlab vs a plain loop: table + out
 gpu-check: $(STAMP) ## the GPU path in one run within 5 min: table + outputs/gpu-check/*.json (ARGS=--dry-run: on the CPU)
 	$(BIN)/python scripts/gpu_check.py $(ARGS)
 
-test: $(STAMP) ## run the whole test suite (what CI runs)
-	$(BIN)/python -m pytest $(ARGS)
+test: $(STAMP) ## run the whole test suite (what CI runs) on every core; JOBS=1 for one process
+	$(BIN)/python -m pytest $(PYTEST_JOBS) $(ARGS)
 
 test-fast: $(STAMP) ## the inner loop: every test not marked slow (no subprocesses, no learning runs)
-	$(BIN)/python -m pytest -m "not slow" $(ARGS)
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_JOBS) $(ARGS)
 
 mutation: $(STAMP) ## mutation testing of losses, models, metrics, augment, checkpoints (hours); per-module score
-	$(BIN)/mutmut run --max-children $(or $(JOBS),2)
+	$(BIN)/mutmut run --max-children $(if $(filter auto,$(JOBS)),2,$(JOBS))
 	$(BIN)/python scripts/mutation_report.py --survivors
 
 lint: $(STAMP) ## check style and common bugs with ruff

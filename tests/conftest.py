@@ -7,11 +7,20 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 from omegaconf import DictConfig
 
 from genlab.config.resolvers import register_resolvers
 from genlab.config.schema import register_schemas
 from tests.helpers.runs import compose_config
+
+# Under pytest-xdist (make test), share the cores among the workers: each worker and the
+# console scripts it starts get their share of torch's threads instead of all of them.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    _THREADS = str(max(1, (os.cpu_count() or 1) // _WORKERS))
+    os.environ.setdefault("OMP_NUM_THREADS", _THREADS)
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")

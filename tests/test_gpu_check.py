@@ -30,6 +30,7 @@ def gpu_check(args: str, env: dict[str, str] | None = None) -> subprocess.Comple
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
 
 
+@pytest.mark.slow  # a subprocess through make, which mutmut's copy of the tree does not have
 def test_without_a_gpu_it_says_so_in_one_line_and_exits_0(tmp_path: Path) -> None:
     out = tmp_path / "check.json"
     done = gpu_check(f"--out {out}", env={"CUDA_VISIBLE_DEVICES": ""})
