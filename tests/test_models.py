@@ -52,8 +52,11 @@ def test_generate_is_reproducible_in_range_and_keeps_train_mode(make) -> None:
     model.train()
     a = model.generate(10, generator=torch.Generator().manual_seed(3), batch_size=4)
     b = model.generate(10, generator=torch.Generator().manual_seed(3))
+    again = model.generate(10, generator=torch.Generator().manual_seed(3))
     assert a.shape == (10, 1, 28, 28)
-    assert torch.equal(a, b)
+    assert torch.equal(b, again)
+    # other batch sizes: the same images up to float rounding (kernels differ by batch size)
+    assert torch.allclose(a, b, atol=1e-5)
     assert a.min() >= -1 and a.max() <= 1
     assert model.training
 
