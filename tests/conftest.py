@@ -18,8 +18,7 @@ from tests.helpers.runs import compose_config
 # console scripts it starts get their share of torch's threads instead of all of them.
 _WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 if _WORKERS > 1:
-    _THREADS = str(max(1, (os.cpu_count() or 1) // _WORKERS))
-    os.environ.setdefault("OMP_NUM_THREADS", _THREADS)
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _WORKERS)))
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 os.environ.setdefault("WANDB_MODE", "offline")

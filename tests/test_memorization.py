@@ -58,18 +58,23 @@ def test_nearest_training_finds_the_two_nearest_rows_and_the_nearest_index() -> 
     assert found.second.tolist() == pytest.approx([math.hypot(1.0, 0.1), math.hypot(6.0, 4.0)])
 
 
+def greys(*values: float) -> torch.Tensor:
+    """One flat image of SHAPE per value."""
+    return torch.stack([torch.full(SHAPE, value) for value in values])
+
+
 def training_data(pixels: torch.Tensor, features: torch.Tensor) -> TrainingData:
     return TrainingData("train", RealImages(ImageSet(pixels), features), heldout=None)
 
 
 def test_pixel_distances_are_rms_per_value() -> None:
     """The thresholds are on the RMS over pixel values, not on the l2 norm of the image."""
-    train = torch.stack([torch.full(SHAPE, value) for value in (-0.6, 0.0, 0.6)])
+    train = greys(-0.6, 0.0, 0.6)
     features = torch.arange(3.0).unsqueeze(1)
     memorization = Memorization(training_data(train, features))
     # every pixel off by 0.5e-4 from the middle image: RMS 0.5e-4 (identical), l2 2e-4;
     # off by 0.14 and 0.16: RMS d1 = 0.14 < 0.46 / 3 (a copy) and 0.16 > 0.44 / 3 (not)
-    samples = torch.stack([torch.full(SHAPE, v) for v in (0.5e-4, 0.14, 0.16, -0.3)])
+    samples = greys(0.5e-4, 0.14, 0.16, -0.3)
     stats, by_pixels = memorization.statistics(samples, torch.zeros(4, 1))
     assert by_pixels is not None
     assert by_pixels.nearest.tolist() == pytest.approx([0.5e-4, 0.14, 0.16, 0.3])
@@ -100,7 +105,7 @@ def test_samples_of_another_shape_get_feature_statistics_only() -> None:
 
 
 def test_the_report_sets_the_samples_beside_the_held_out_baseline() -> None:
-    train = torch.stack([torch.full(SHAPE, value) for value in (-0.6, 0.0, 0.6)])
+    train = greys(-0.6, 0.0, 0.6)
     heldout = RealImages(ImageSet(train + 0.3), torch.tensor([[0.2], [1.2], [2.2]]))
     training = TrainingData(
         "mnist", RealImages(ImageSet(train), torch.arange(3.0)[:, None]), heldout
@@ -115,7 +120,7 @@ def test_the_report_sets_the_samples_beside_the_held_out_baseline() -> None:
 
 
 def test_a_given_ratio_replaces_the_papers() -> None:
-    train = torch.stack([torch.full(SHAPE, value) for value in (-0.6, 0.0, 0.6)])
+    train = greys(-0.6, 0.0, 0.6)
     memorization = Memorization(training_data(train, torch.arange(3.0)[:, None]), ratio=0.5)
     stats, _ = memorization.statistics(torch.full((1, *SHAPE), 0.16), torch.zeros(1, 1))
     assert stats["copied_fraction"] == 1.0  # 0.16 < 0.44 / 2, though not < 0.44 / 3
