@@ -57,10 +57,10 @@ fid-classifier: $(STAMP) ## retrain the LeNet behind metrics=fid_lenet (determin
 	$(BIN)/python scripts/train_fid_classifier.py $(ARGS)
 
 bench: $(STAMP) ## training/eval throughput, genlab vs a plain loop: table + outputs/bench/*.json (ARGS=--quick)
-	$(BIN)/python scripts/bench.py $(ARGS)
+	$(BIN)/python -m benchmarks $(ARGS)
 
 gpu-check: $(STAMP) ## the GPU path in one run within 5 min: table + outputs/gpu-check/*.json (ARGS=--dry-run: on the CPU)
-	$(BIN)/python scripts/gpu_check.py $(ARGS)
+	$(BIN)/python -m benchmarks.gpu_check_cli $(ARGS)
 
 test: $(STAMP) ## run the whole test suite (what CI runs) on every core; JOBS=1 for one process
 	$(BIN)/python -m pytest $(PYTEST_JOBS) $(ARGS)

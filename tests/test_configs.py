@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from genlab.config.paths import config_dir
 from genlab.config.validation import check_config, target_nodes
+from genlab.preflight import check_model_fits
 
 CONF = config_dir()
 GROUPS = ["data", "model", "model/net", "trainer", "logger", "callbacks", "metrics",
@@ -58,7 +59,7 @@ def test_every_net_option_fits_its_data(make_config: Callable[..., DictConfig], 
     cfg = make_config("train", [*group_override("model/net", net), data])
     model = instantiate(cfg.model)
     image_shape = (cfg.data.channels, cfg.data.image_size, cfg.data.image_size)
-    model.check_fits(image_shape)
+    check_model_fits(model, image_shape)
     assert model.generate(2).shape == (2, *image_shape)
 
 

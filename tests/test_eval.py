@@ -12,8 +12,8 @@ import torch
 from omegaconf import DictConfig
 
 from genlab.data import MNISTEmbeddedDataModule
-from genlab.metrics.likelihood import iw_nll
 from genlab.models import VAEModule
+from genlab.models.likelihood import iw_nll
 from genlab.nets.conv_vae import ConvDecoder, ConvEncoder
 from genlab.train import train
 from tests.helpers.cli import BIN, run

@@ -87,7 +87,7 @@ def test_the_model_card_states_config_data_training_and_evaluation(tmp_path: Pat
     cfg = compose_config("export", [f"ckpt_path={ckpt}", f"metrics_file={metrics}"], tmp_path)
     program = export(cfg)
     card = (program.parent / "model_card.md").read_text()
-    for fact in ("| model | GANModule |", "| num_classes | 10 |", "| latent_dim | 100 |",
+    for fact in ("| model | GANModule |", "| num_classes | 10 |", "| noise_shape | [100] |",
                  "| dataset | MNISTEmbeddedDataModule |", "| training_wall_seconds | 123.4 |",
                  "| exported_with_genlab | ", "| genlab_commit | ", '"fid": 12.5',
                  "labels = torch.randint(10, (16,))", "seed: 42", "num_classes: 10"):  # fmt: skip

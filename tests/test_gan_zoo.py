@@ -20,6 +20,7 @@ from genlab.models import GANModule
 from genlab.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from genlab.nets.layers import ConditionalBatchNorm2d
 from genlab.nets.resnet import ResNetDiscriminator, ResNetGenerator
+from genlab.preflight import check_model_fits
 from genlab.train import train, weight_averaging_last
 from genlab.visualize import class_per_row
 from tests.helpers.fake_datasets import write_cifar10
@@ -119,9 +120,11 @@ def test_conditional_gan_generates_requested_classes_and_checks_labels() -> None
         latent_dim=8,
         num_classes=10,
     )
-    model.check_fits((1, 28, 28))
+    check_model_fits(model, (1, 28, 28))
     fit(model, iterations=2)
-    images = model.generate(4, torch.Generator().manual_seed(0), labels=torch.tensor([1, 1, 2, 2]))
+    images = model.generate(
+        4, generator=torch.Generator().manual_seed(0), labels=torch.tensor([1, 1, 2, 2])
+    )
     assert images.shape == (4, 1, 28, 28)
     with pytest.raises(ConfigError, match=r"labels must lie in 0\.\.9"):
         model.generate(2, labels=torch.tensor([3, 10]))

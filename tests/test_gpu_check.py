@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
+from benchmarks.gpu_check import DRY_RUN, SECTIONS, Check, Skipped, plan, run_checks
+from benchmarks.gpu_check_cli import NO_GPU
 
-from genlab.bench.gpu_check import DRY_RUN, SECTIONS, Check, Skipped, plan, run_checks
-from genlab.bench.gpu_check_cli import NO_GPU
 from genlab.metrics.extractors import INCEPTION_WEIGHTS, inception_weights_path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,7 +25,7 @@ def gpu_check(args: str, env: dict[str, str] | None = None) -> subprocess.Comple
     if shutil.which("make"):
         command = ["make", "-s", "gpu-check", f"ARGS={args}"]
     else:
-        command = [sys.executable, "scripts/gpu_check.py", *args.split()]
+        command = [sys.executable, "-m", "benchmarks.gpu_check_cli", *args.split()]
     env = {**os.environ, "WANDB_MODE": "offline", **(env or {})}
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
 

@@ -31,7 +31,7 @@ def class_accuracy(model: GenerativeModule, n: int = 1000) -> float:
     """Share of `n` samples (n / 10 per digit) that the digit classifier assigns to the
     class they were generated for."""
     labels = torch.arange(n) % model.num_classes
-    images = model.generate(n, torch.Generator().manual_seed(0), labels=labels)
+    images = model.generate(n, generator=torch.Generator().manual_seed(0), labels=labels)
     with torch.no_grad():
         predicted = load_lenet()(images)[1].argmax(1)
     return (predicted == labels).float().mean().item()
@@ -97,7 +97,7 @@ def test_eval_passes_real_features_first_to_precision_recall(
     lenet = LeNetExtractor()
     datamodule = MNISTEmbeddedDataModule(data_dir="unused")
     model, _ = load_model(ckpt)
-    fake = model.generate(500, torch.Generator().manual_seed(0), batch_size=500)
+    fake = model.generate(500, generator=torch.Generator().manual_seed(0), batch_size=500)
     with torch.no_grad():
         real_features = lenet(datamodule.real_images("test"))[0].double().numpy()
         fake_features = lenet(fake)[0].double().numpy()

@@ -12,6 +12,7 @@ from genlab.errors import ConfigError
 from genlab.models import GANModule
 from genlab.models.optimizers import accepts_fused
 from genlab.nets.dcgan import DCGANDiscriminator, DCGANGenerator
+from genlab.preflight import check_model_fits
 from tests.helpers.tiny import LATENT, fit, tiny_gan, tiny_vae
 
 
@@ -76,19 +77,18 @@ def test_bad_model_settings_are_config_errors() -> None:
 
 
 def test_latent_size_mismatch_is_named() -> None:
-    model = GANModule(
-        generator=DCGANGenerator(latent_dim=LATENT, width=8),
-        discriminator=DCGANDiscriminator(width=8),
-        optimizer=torch.optim.Adam,
-        latent_dim=LATENT + 1,
-    )
     with pytest.raises(ConfigError, match="latent_dim"):
-        model.check_fits((1, 28, 28))
+        GANModule(
+            generator=DCGANGenerator(latent_dim=LATENT, width=8),
+            discriminator=DCGANDiscriminator(width=8),
+            optimizer=torch.optim.Adam,
+            latent_dim=LATENT + 1,
+        )
 
 
 def test_channel_mismatch_is_named() -> None:
     with pytest.raises(ConfigError, match=r"generator makes images of shape \(1, 28, 28\)"):
-        tiny_gan().check_fits((3, 28, 28))
+        check_model_fits(tiny_gan(), (3, 28, 28))
     colour_g_grey_d = GANModule(
         generator=DCGANGenerator(latent_dim=LATENT, channels=3, width=8),
         discriminator=DCGANDiscriminator(channels=1, width=8),
@@ -98,9 +98,9 @@ def test_channel_mismatch_is_named() -> None:
     with pytest.raises(
         ConfigError, match=r"discriminator cannot take images of shape \(3, 28, 28\)"
     ):
-        colour_g_grey_d.check_fits((3, 28, 28))
+        check_model_fits(colour_g_grey_d, (3, 28, 28))
     with pytest.raises(ConfigError, match="encoder cannot take images"):
-        tiny_vae().check_fits((3, 28, 28))
+        check_model_fits(tiny_vae(), (3, 28, 28))
 
 
 class StepRecorder(pl.loggers.Logger):

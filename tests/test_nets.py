@@ -10,6 +10,7 @@ from genlab.models import GANModule
 from genlab.nets.conv_vae import ConvDecoder, ConvEncoder
 from genlab.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from genlab.nets.seed import SeedDiscriminator, SeedGenerator
+from genlab.preflight import check_model_fits
 
 
 @pytest.mark.parametrize(("channels", "size"), [(1, 28), (3, 32)])
@@ -68,4 +69,4 @@ def test_the_seeds_56x56_generator_is_rejected_naming_both_shapes() -> None:
         latent_dim=10,
     )
     with pytest.raises(ConfigError, match=r"\(1, 56, 56\).*\(1, 28, 28\)"):
-        model.check_fits((1, 28, 28))
+        check_model_fits(model, (1, 28, 28))

@@ -129,10 +129,12 @@ def test_recipe_trains_a_few_steps(experiment: str, expected: dict, tmp_path: Pa
 def test_cvae_generates_the_requested_classes(cvae_checkpoint: Path) -> None:
     model, run_cfg = load_model(cvae_checkpoint)
     assert run_cfg.model.num_classes == 10 and model.conditional
-    images = model.generate(4, torch.Generator().manual_seed(0), labels=torch.tensor([0, 3, 3, 9]))
+    images = model.generate(
+        4, generator=torch.Generator().manual_seed(0), labels=torch.tensor([0, 3, 3, 9])
+    )
     assert images.shape == (4, 1, 28, 28)
     z = torch.randn(1, model.latent_dim).repeat(2, 1)
-    three, seven = model.decode(z, torch.tensor([3, 7]))
+    three, seven = model.sample(z, torch.tensor([3, 7]))
     assert not torch.allclose(three, seven)  # the label reaches the decoder
     with pytest.raises(ConfigError, match=r"labels must lie in 0\.\.9"):
         model.generate(2, labels=torch.tensor([3, 10]))
@@ -223,9 +225,11 @@ def test_gmm_fitted_to_a_cvaes_training_latents_per_class(cvae_checkpoint: Path)
     assert z.shape == (2000, model.latent_dim)
     assert torch.allclose(z.mean(0), sevens.mean(0), atol=0.1 * sevens.std(0).max().item())
     model.latent_sampler = gmm  # generate hands its labels to the sampler
-    images = model.generate(4, torch.Generator().manual_seed(0), labels=torch.full((4,), 7))
+    images = model.generate(
+        4, generator=torch.Generator().manual_seed(0), labels=torch.full((4,), 7)
+    )
     expected_z = gmm(4, torch.full((4,), 7), torch.Generator().manual_seed(0)).to(model.device)
-    assert torch.allclose(images, model.decode(expected_z, torch.full((4,), 7)).clamp(-1, 1))
+    assert torch.allclose(images, model.sample(expected_z, torch.full((4,), 7)).clamp(-1, 1))
 
 
 def test_eval_with_the_gmm_sampler_reports_both_fids(

@@ -55,8 +55,12 @@ def test_diffaugment_changes_both_images_d_trains_on() -> None:
 def test_conditional_generation_decodes_the_labels_it_is_given() -> None:
     model = tiny_gan(num_classes=10).eval()
     seeded = torch.Generator().manual_seed(0)
-    threes = model.generate(4, torch.Generator().manual_seed(0), labels=torch.full((4,), 3))
-    fives = model.generate(4, torch.Generator().manual_seed(0), labels=torch.full((4,), 5))
+    threes = model.generate(
+        4, generator=torch.Generator().manual_seed(0), labels=torch.full((4,), 3)
+    )
+    fives = model.generate(
+        4, generator=torch.Generator().manual_seed(0), labels=torch.full((4,), 5)
+    )
     z = torch.randn(4, LATENT, generator=seeded)
     with torch.no_grad():
         assert torch.allclose(threes, model.generator(z, torch.full((4,), 3)).clamp(-1, 1))
@@ -68,7 +72,7 @@ def test_unlabelled_generation_of_a_conditional_model_draws_every_class() -> Non
     model = tiny_gan(num_classes=10)
     labels: list[Tensor] = []
     model.generator.register_forward_pre_hook(lambda _, args: labels.append(args[1]))
-    model.generate(2000, torch.Generator().manual_seed(0))
+    model.generate(2000, generator=torch.Generator().manual_seed(0))
     counts = torch.bincount(torch.cat(labels), minlength=10)
     assert counts.min() > 150 and counts.max() < 250  # 200 each, up to sampling noise
 

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, ListConfig
 from torchvision.utils import make_grid, save_image
 
 from genlab.checkpoints import load_model, run_datamodule
-from genlab.config.checks import SAMPLE_KEYS, check_numbers
+from genlab.config.checks import SAMPLE_KEYS, check_numbers, sampling_overrides
 from genlab.config.overrides import checked_entry_point
 from genlab.config.paths import config_dir
 from genlab.config.resolvers import register_resolvers
@@ -97,6 +97,7 @@ def sample(cfg: DictConfig) -> Path:
     fmt = output_format(cfg.format, out_dir)
     model, run_cfg = load_model(cfg.ckpt_path)
     check_sampler(cfg.sampler, model)
+    model.sampling_settings(**sampling_overrides(cfg.sampling))  # fails before any work
     model.to(device)
     if cfg.sampler == "gmm":  # the training data, as the checkpoint's config reads it
         datamodule = run_datamodule(run_cfg, cfg.data_dir)
@@ -105,7 +106,9 @@ def sample(cfg: DictConfig) -> Path:
     labels = requested_labels(cfg.labels, cfg.n)
     if labels is None:  # the labels generate() would draw itself, drawn here to be written
         labels = model.sample_labels(cfg.n, generator)
-    images = model.generate(cfg.n, generator=generator, labels=labels).cpu()
+    images = model.generate(
+        cfg.n, generator=generator, labels=labels, **sampling_overrides(cfg.sampling)
+    ).cpu()
     folder = out_dir or Path(cfg.paths.output_dir)
     if fmt == "grid":
         written = write_grid(images, folder / "samples.png", cfg.nrow)

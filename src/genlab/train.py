@@ -34,6 +34,7 @@ from genlab.config.resolvers import register_resolvers
 from genlab.config.schema import register_schemas
 from genlab.config.validation import check_config
 from genlab.errors import user_errors_reported
+from genlab.preflight import check_model_fits
 from genlab.requeue import requeued_checkpoint, requeued_when_preempted
 from genlab.resume import (
     carry_over_csv_log,
@@ -95,7 +96,7 @@ def train(cfg: DictConfig, warnings: list[str] | None = None) -> float | None:
 
     datamodule = build("data", cfg.data)
     model = build("model", cfg.model)
-    model.check_fits(datamodule.image_shape)
+    check_model_fits(model, datamodule.image_shape)
     check_batch_norm(model, cfg.data.batch_size, synced=cfg.trainer.get("sync_batchnorm", False))
     if progress is not None:
         check_training_left(cfg, progress, model.optimizer_steps_for(cfg.trainer.max_steps))

@@ -10,7 +10,8 @@ import torch
 from torch import Tensor
 from torchvision.utils import make_grid
 
-from genlab.models.base import GenerativeModule, conditioned
+from genlab.models.base import GenerativeModule
+from genlab.models.capabilities import Encodes
 from genlab.nets.layers import evaluating
 
 
@@ -24,8 +25,13 @@ def slerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:
 
     Gaussian latents concentrate near a sphere; a straight line between two of them
     passes through its low-norm interior, which the generator rarely saw in training.
-    Returns (len(t), *a.shape) with a at t=0 and b at t=1.
+    Returns (len(t), *a.shape) with a at t=0 and b at t=1; rows of images are slerped as
+    flat vectors.
     """
+    if a.dim() > 2:
+        shape = a.shape
+        path = slerp(a.flatten(1), b.flatten(1), t)
+        return path.view(len(t), *shape)
     a_unit, b_unit = a / a.norm(dim=-1, keepdim=True), b / b.norm(dim=-1, keepdim=True)
     omega = torch.acos((a_unit * b_unit).sum(-1).clamp(-1 + 1e-7, 1 - 1e-7))  # angle per row
     t = t.view(-1, *[1] * a.dim())
@@ -47,35 +53,37 @@ def class_per_row(model: GenerativeModule, n: int, per_row: int) -> Tensor | Non
 def latent_interpolation(
     model: GenerativeModule, rows: int = 8, steps: int = 10, seed: int = 0
 ) -> Tensor:
-    """A grid whose every row walks (slerp) from one prior latent to another in `steps` images.
+    """A grid whose every row walks (slerp) from one prior noise to another in `steps` images.
 
-    The latents come from a CPU generator seeded with `seed`: the same strips every epoch.
+    The noises come from a CPU generator seeded with `seed`: the same strips every epoch.
     A conditional model keeps one class per row (row i shows class i mod num_classes).
+    Sampled with `model.validation_sampling`, as the other training-time pictures.
     """
     generator = torch.Generator().manual_seed(seed)
-    ends = model.sample_latent(2 * rows, generator).cpu()
-    path = slerp(ends[:rows], ends[rows:], torch.linspace(0, 1, steps))  # (steps, rows, d)
-    z = path.transpose(0, 1).reshape(rows * steps, -1).to(model.device)
+    ends = model.sample_noise(2 * rows, generator).cpu()
+    path = slerp(ends[:rows], ends[rows:], torch.linspace(0, 1, steps))  # (steps, rows, ...)
+    z = path.transpose(0, 1).reshape(rows * steps, *ends.shape[1:]).to(model.device)
     labels = class_per_row(model, rows * steps, steps)
+    settings = model.sampling_settings(**model.validation_sampling)
     with evaluating(model):
-        images = model.decode(z, labels)
+        images = model.sample(z, labels, generator=generator, **settings)
     return to_grid(images.clamp(-1, 1), nrow=steps)
 
 
 @torch.no_grad()
 def reconstructions(
-    model: GenerativeModule, images: Tensor, nrow: int = 8, labels: Tensor | None = None
+    model: Encodes, images: Tensor, nrow: int = 8, labels: Tensor | None = None
 ) -> Tensor:
-    """Rows of originals, each followed by a row of their reconstructions decode(mean of q(z|x)).
+    """Rows of originals, each followed by a row of their reconstructions sample(encode(x)).
 
-    Needs a model with an `encoder` that returns (mu, logvar), i.e. a VAE; a conditional
-    one also needs the images' `labels`, which both its encoder and decoder take.
+    Needs a model that `Encodes` (a VAE: the mean of q(z|x)); a conditional one also needs
+    the images' `labels`, which both its encoder and decoder take.
     """
     if labels is not None:
         labels = labels.to(model.device)
     with evaluating(model):
-        mu, _ = conditioned(model.encoder, images.to(model.device), labels)
-        recon = model.decode(mu, labels).clamp(-1, 1).cpu()
+        latents = model.encode(images.to(model.device), labels)
+        recon = model.sample(latents, labels).clamp(-1, 1).cpu()
     originals = images.cpu()
     pairs = [
         part

@@ -5,7 +5,7 @@ that epochs and runs can be compared side by side:
 - `samples/fixed_noise`: a grid of samples from fixed latents (`samples/epoch_XXXX.png`);
 - `samples/interpolation`: rows that walk between pairs of fixed latents
   (`samples/interpolation_XXXX.png`): a smooth walk means a smooth latent space;
-- `samples/reconstructions` (models with an encoder, i.e. VAEs): rows of fixed
+- `samples/reconstructions` (models that encode, i.e. VAEs): rows of fixed
   validation images, each followed by its reconstruction (`samples/reconstruction_XXXX.png`).
 """
 
@@ -21,6 +21,7 @@ from torchvision.utils import save_image
 
 from genlab.callbacks.image_logging import log_image
 from genlab.errors import ConfigError
+from genlab.models.capabilities import Encodes
 from genlab.visualize import class_per_row, latent_interpolation, reconstructions, to_grid
 
 
@@ -70,6 +71,7 @@ class SampleGrid(pl.Callback):
             self.n,
             generator=torch.Generator().manual_seed(self.seed),
             labels=class_per_row(pl_module, self.n, self.nrow),
+            **pl_module.validation_sampling,
         )
         self._save_and_log(trainer, "fixed_noise", f"epoch_{epoch:04d}", to_grid(images, self.nrow))
         if self.interpolation_rows:
@@ -78,7 +80,7 @@ class SampleGrid(pl.Callback):
             )
             self._save_and_log(trainer, "interpolation", f"interpolation_{epoch:04d}", strip)
         real = self._validation_images(trainer)
-        if real is not None and hasattr(pl_module, "encoder"):
+        if real is not None and isinstance(pl_module, Encodes):
             labels = self._validation_labels(trainer) if pl_module.conditional else None
             panel = reconstructions(pl_module, real, self.nrow, labels)
             self._save_and_log(trainer, "reconstructions", f"reconstruction_{epoch:04d}", panel)

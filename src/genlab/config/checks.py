@@ -78,6 +78,13 @@ def check_numbers(cfg: DictConfig, keys: dict[str, tuple[type, int]]) -> None:
 BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 
 
+def sampling_overrides(sampling: Any) -> dict[str, Any]:
+    """The `sampling` options a user set (the non-null ones of eval/sample's `sampling`)."""
+    if sampling is None:
+        return {}
+    return {key: value for key, value in dict(sampling).items() if value is not None}
+
+
 def check_batch_norm(model: nn.Module, batch_size: int, synced: bool = False) -> None:
     """Batch norm in training mode needs two images per batch: with one, a BatchNorm1d
     fails at the first step with a long traceback (and a BatchNorm2d normalises each

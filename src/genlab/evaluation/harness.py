@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from genlab.checkpoints import run_datamodule
-from genlab.config.checks import EVAL_KEYS, check_numbers
+from genlab.config.checks import EVAL_KEYS, check_numbers, sampling_overrides
 from genlab.config.instantiate import build
 from genlab.errors import ConfigError
 from genlab.evaluation.classifier_scores import FIELDS as CLASSIFIER_FIELDS
@@ -52,9 +52,8 @@ from genlab.evaluation.sources import (
 )
 from genlab.evaluation.statistics import is_statistics_file
 from genlab.metrics.extractors import FeatureExtractor, build_extractor
-from genlab.metrics.likelihood import likelihood_report
 from genlab.metrics.suite import MetricSuite, NonFiniteSamplesError
-from genlab.models import VAEModule
+from genlab.models.capabilities import HasLikelihood
 from genlab.runs.output_paths import writable_file
 from genlab.utils.devices import checked_device
 from genlab.utils.files import write_atomically
@@ -263,7 +262,8 @@ class Harness:
             )  # fmt: skip
 
     def checkpoint_extras(self, source: CheckpointSource, datamodule: Any) -> dict[str, Any]:
-        """What only a checkpoint has: sampler=gmm's metrics and a VAE's likelihood bounds."""
+        """What only a checkpoint has: sampler=gmm's metrics, and likelihood bounds where the
+        model has them."""
         extras: dict[str, Any] = {}
         if self.cfg.sampler == "gmm":
             _, fit_seconds = timed(
@@ -275,10 +275,10 @@ class Harness:
             extras |= {f"{key}_gmm": value for key, value in scores.items()}
             extras["gmm_components"] = self.cfg.gmm_components
             extras["seconds"] = {"gmm_fit": fit_seconds, "gmm_generation": seconds["generation"]}
-        if isinstance(source.model, VAEModule):
+        if isinstance(source.model, HasLikelihood):
             datamodule.setup("test")
-            extras |= likelihood_report(
-                source.model, datamodule.test_dataloader(), self.cfg.iw_samples, self.scorer.device
+            extras |= source.model.log_likelihood(
+                datamodule.test_dataloader(), self.cfg.iw_samples, self.scorer.device
             )
         return extras
 
@@ -298,7 +298,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     m = cfg.metrics
     extractor = feature_extractor(m, device)
     checkpoints = {
-        index: CheckpointSource.load(name, path, cfg.sampler, m.batch_size, device)
+        index: CheckpointSource.load(
+            name, path, cfg.sampler, m.batch_size, device, sampling_overrides(cfg.sampling)
+        )
         for index, (name, path, kind, _) in enumerate(specs)
         if kind == "checkpoint"
     }

@@ -52,17 +52,27 @@ class CheckpointSource:
     run_cfg: DictConfig
     sampler: str = "prior"
     batch_size: int = 500
+    #: sampling options beyond the model's defaults (steps, solver, guidance, eta)
+    sampling: dict[str, Any] = field(default_factory=dict)
     kind: str = "checkpoint"
     #: seconds spent in generation by the last `draw`
     last_generation_seconds: float = field(default=0.0, init=False)
 
     @classmethod
     def load(
-        cls, name: str, path: Path, sampler: str, batch_size: int, device: torch.device
+        cls,
+        name: str,
+        path: Path,
+        sampler: str,
+        batch_size: int,
+        device: torch.device,
+        sampling: dict[str, Any] | None = None,
     ) -> CheckpointSource:
         model, run_cfg = load_model(path)
         check_sampler(sampler, model)
-        return cls(name, path, model.to(device), run_cfg, sampler, batch_size)
+        sampling = sampling or {}
+        model.sampling_settings(**sampling)  # an option the model lacks fails before any work
+        return cls(name, path, model.to(device), run_cfg, sampler, batch_size, sampling)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -79,7 +89,9 @@ class CheckpointSource:
         start = time.perf_counter()
         # The labels generate() would draw itself, drawn first so that they are known.
         labels = self.model.sample_labels(n, generator)
-        images = self.model.generate(n, generator, self.batch_size, labels=labels)
+        images = self.model.generate(
+            n, generator=generator, labels=labels, batch_size=self.batch_size, **self.sampling
+        )
         if torch.cuda.is_available():
             torch.cuda.synchronize()
         self.last_generation_seconds = time.perf_counter() - start
@@ -96,6 +108,8 @@ class CheckpointSource:
             "checkpoint": str(self.path.resolve()),
             "model": type(self.model).__name__,
             "sampler": self.sampler,
+            "sampling": self.model.sampling_settings(**self.sampling),
+            "nfe": self.model.function_evaluations(**self.sampling),
         }
 
 

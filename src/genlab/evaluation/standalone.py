@@ -1,14 +1,17 @@
 """A generator as a file that runs without genlab, and its model card.
 
-The file is a `torch.export` program (`.pt2`): the decoding networks' graph and weights,
+The file is a `torch.export` program (`.pt2`): the sampling networks' graph and weights,
 loaded with plain PyTorch (`torch.export.load(path).module()`), batch size free. It maps
-latents z (N, latent_dim), plus class labels (N,) for a conditional model, to images in
-[-1, 1], exactly as `generate()` decodes them (eval mode, clamped). TorchScript, the older
+noise (N, *noise_shape), plus class labels (N,) for a conditional model, to images in
+[-1, 1], exactly as `generate()` samples them (eval mode, clamped). For a flow or diffusion
+model the sampler's loop is unrolled into the program with the model's sampling settings
+(solver, steps, guidance), which the card states; only a deterministic sampler can be
+written this way. TorchScript, the older
 format, is deprecated in the PyTorch genlab uses (torch.jit.trace warns so); ONNX would need
 the `onnx` and `onnxscript` packages, which genlab does not depend on.
 
-Only the networks that decoding runs are in the file (a GAN's discriminator and a VAE's
-encoder are not): they are found by running `decode` once with forward hooks.
+Only the networks that sampling runs are in the file (a GAN's discriminator and a VAE's
+encoder are not): they are found by running `sample` once with forward hooks.
 """
 
 from __future__ import annotations
@@ -33,10 +36,10 @@ EXPORT_FILE = "generator.pt2"
 CARD_FILE = "model_card.md"
 
 
-def networks_used_by_decode(
+def networks_used_by_sample(
     model: GenerativeModule, z: Tensor, labels: Tensor | None = None
 ) -> list[str]:
-    """Names of the model's child modules that `decode` runs."""
+    """Names of the model's child modules that `sample` runs."""
     called: list[str] = []
     hooks = [
         child.register_forward_hook(lambda *_, name=name: called.append(name))
@@ -44,15 +47,16 @@ def networks_used_by_decode(
     ]
     try:
         with torch.no_grad():
-            model.decode(z, labels)
+            model.sample(z, labels, **model.sampling_settings())
     finally:
         for hook in hooks:
             hook.remove()
     return list(dict.fromkeys(called))
 
 
-class Decoder(nn.Module):
-    """`model.decode(z, labels).clamp(-1, 1)`, holding only the networks decoding runs."""
+class Sampler(nn.Module):
+    """`model.sample(z, labels).clamp(-1, 1)` with the model's sampling settings, holding
+    only the networks sampling runs."""
 
     def __init__(self, model: GenerativeModule, used: list[str]) -> None:
         super().__init__()
@@ -60,24 +64,30 @@ class Decoder(nn.Module):
         object.__setattr__(self, "model", model)  # not a submodule: the rest stays out
 
     def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
-        return self.model.decode(z, labels).clamp(-1.0, 1.0)
+        return self.model.sample(z, labels, **self.model.sampling_settings()).clamp(-1.0, 1.0)
 
 
 def example_inputs(model: GenerativeModule) -> tuple[Tensor, ...]:
-    """Two latents (and labels): what the program is traced with."""
-    z = torch.zeros(2, model.latent_dim)
+    """Two noises (and labels): what the program is traced with."""
+    z = torch.zeros(2, *model.noise_shape)
     return (z, torch.zeros(2, dtype=torch.long)) if model.conditional else (z,)
 
 
 def export_generator(model: GenerativeModule, path: Path) -> Path:
-    """Write the model's decoder as a torch.export program with a free batch size.
+    """Write the model's sampler as a torch.export program with a free batch size.
 
-    The written file is loaded back and checked against `decode` on random latents; a
+    The written file is loaded back and checked against `sample` on random noise; a
     mismatch is an error, not a silent export.
     """
     model = model.cpu().eval()
+    if not model.deterministic_sampling():
+        raise GenlabError(
+            f"{type(model).__name__} samples with fresh noise at every step "
+            f"({model.sampling_settings()}); export a deterministic sampler, e.g. "
+            "model.sampling.solver=ddim with model.sampling.eta=0"
+        )
     inputs = example_inputs(model)
-    decoder = Decoder(model, networks_used_by_decode(model, *inputs))
+    decoder = Sampler(model, networks_used_by_sample(model, *inputs))
     batch = torch.export.Dim("batch", min=1)
     try:
         program = torch.export.export(
@@ -96,11 +106,11 @@ def export_generator(model: GenerativeModule, path: Path) -> Path:
     return path
 
 
-def check_round_trip(model: GenerativeModule, decoder: Decoder, path: Path) -> None:
-    """The saved program must reproduce the model on 5 random latents (a batch size it was
+def check_round_trip(model: GenerativeModule, decoder: Sampler, path: Path) -> None:
+    """The saved program must reproduce the model on 5 random noises (a batch size it was
     not traced with)."""
     generator = torch.Generator().manual_seed(0)
-    z = torch.randn(5, model.latent_dim, generator=generator)
+    z = torch.randn(5, *model.noise_shape, generator=generator)
     inputs = (z, torch.arange(5) % model.num_classes) if model.conditional else (z,)
     loaded = torch.export.load(path).module()
     with torch.no_grad():
@@ -132,7 +142,9 @@ def card_facts(
     return {
         "checkpoint": str(ckpt_path.resolve()),
         "model": type(model).__name__,
-        "latent_dim": model.latent_dim,
+        "noise_shape": list(model.noise_shape),
+        "sampling": model.sampling_settings() or "one pass",
+        "nfe": model.function_evaluations(),
         "num_classes": model.num_classes,
         "image_shape": [int(data.channels), int(data.image_size), int(data.image_size)],
         "dataset": str(data.get("_target_", "?")).rsplit(".", 1)[-1],
@@ -162,7 +174,7 @@ def model_card(
         "```python",
         "import torch",
         f'g = torch.export.load("{file_name}").module()',
-        f"z = torch.randn(16, {facts['latent_dim']})  # the prior N(0, I)",
+        f"z = torch.randn(16, {', '.join(map(str, facts['noise_shape']))})  # the prior N(0, I)",
         *(label_lines if classes else []),
         f"images = g({'z, labels' if classes else 'z'})  # (16, C, H, W) in [-1, 1]",
         "```",

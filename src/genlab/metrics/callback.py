@@ -132,7 +132,9 @@ class GenerativeMetrics(pl.Callback):
         for start in range(0, per_rank, self.batch_size):
             n = min(self.batch_size, per_rank - start)
             try:
-                self.suite.update(pl_module.generate(n, generator=generator))
+                self.suite.update(
+                    pl_module.generate(n, generator=generator, **pl_module.validation_sampling)
+                )
             except NonFiniteSamplesError as err:
                 problem = str(err)
                 break

@@ -1,8 +1,17 @@
-"""What every generative model in genlab shares: latents, `generate`, shape checks."""
+"""The model-family contract: what every generative model in genlab provides.
+
+A family (GAN, VAE, flow matching, diffusion) states the shape of its noise, maps noise
+(and labels) to images with `sample`, and trains through `train_iteration`; everything
+downstream (metrics, sample grids, genlab-sample, genlab-eval, export, the benchmarks)
+calls only these and the optional capabilities of `genlab.models.capabilities`, never a
+model class.
+"""
 
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Callable
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -13,12 +22,19 @@ from genlab.errors import ConfigError
 from genlab.models.optimizers import OptimizerFactory, SchedulerFactory
 from genlab.nets.layers import evaluating
 
+#: how a training iteration asks for one optimiser update: `step(index, loss)` steps the
+#: optimiser `index` on `loss()`, a closure the caller runs inside that optimiser's scope
+#: (Lightning's toggled optimiser in `training_step`, a bare loop in the benchmarks)
+Step = Callable[[int, Callable[[], Tensor]], None]
+
 
 class GenerativeModule(pl.LightningModule):
-    """Base class of GANModule and VAEModule.
+    """What a model family provides, and the one `generate` every consumer calls.
 
-    Every consumer of a model (metrics, sample grids, `genlab-sample`, `genlab-eval`)
-    calls `generate(n)` and gets images in [-1, 1], whatever the model is.
+    A family states `noise_shape` (a latent vector or an image), maps noise and labels to
+    images with `sample` (with its `sampling` options: steps, solver, guidance), declares
+    its networks' start-up `probes` (run by `genlab.preflight`) and computes its updates in
+    `train_iteration`. Consumers get images in [-1, 1] from `generate(n)` whatever the family.
     """
 
     #: the metric `optimized_metric=auto` ranks checkpoints by when no metrics are on
@@ -30,7 +46,6 @@ class GenerativeModule(pl.LightningModule):
 
     def __init__(
         self,
-        latent_dim: int,
         optimizer: OptimizerFactory,
         scheduler: SchedulerFactory | None = None,
         compile: bool = False,
@@ -38,13 +53,10 @@ class GenerativeModule(pl.LightningModule):
         num_classes: int = 0,
     ) -> None:
         super().__init__()
-        if latent_dim < 1:
-            raise ConfigError(f"model.latent_dim must be a positive integer, got {latent_dim}")
         if num_classes < 0 or num_classes == 1:
             raise ConfigError(
                 f"model.num_classes must be 0 (unconditional) or >= 2, got {num_classes}"
             )
-        self.latent_dim = latent_dim
         self.num_classes = num_classes
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
@@ -94,13 +106,96 @@ class GenerativeModule(pl.LightningModule):
         """Whether the model generates images of a chosen class (`num_classes` > 0)."""
         return self.num_classes > 0
 
+    @property
     @abstractmethod
-    def decode(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
-        """Map latents (and, for a conditional model, class labels) to images in [-1, 1]."""
+    def noise_shape(self) -> tuple[int, ...]:
+        """The shape of one image's noise: (latent_dim,) for a latent vector, (C, H, W) for
+        a family that starts from an image of noise."""
 
     @abstractmethod
-    def check_fits(self, image_shape: tuple[int, int, int]) -> None:
-        """Raise ConfigError unless the networks take and make images of `image_shape`."""
+    def sample(
+        self,
+        noise: Tensor,
+        labels: Tensor | None = None,
+        *,
+        generator: torch.Generator | None = None,
+        **sampling: Any,
+    ) -> Tensor:
+        """Images in [-1, 1] (before clamping) made from `noise` and, for a conditional
+        model, `labels`; `sampling` holds every option of `sampling_settings`. A stochastic
+        sampler draws its noise with `generator` (a seeded CPU generator: any device, same
+        images)."""
+
+    @abstractmethod
+    def probes(self, image_shape: tuple[int, int, int]) -> list:
+        """The networks' start-up checks for data of `image_shape` (`genlab.preflight.Probe`)."""
+
+    @property
+    def default_sampling(self) -> dict[str, Any]:
+        """The sampling options `generate` uses unless told otherwise; empty for a family
+        that generates in one pass."""
+        return {}
+
+    @property
+    def validation_sampling(self) -> dict[str, Any]:
+        """The options training-time samples (FID, grids) use: a cheaper budget than
+        `default_sampling` where sampling takes many network evaluations."""
+        return {}
+
+    def sampling_settings(self, **sampling: Any) -> dict[str, Any]:
+        """`default_sampling` updated with `sampling` (an option the family lacks: ConfigError)."""
+        unknown = sorted(set(sampling) - set(self.default_sampling))
+        if unknown:
+            allowed = ", ".join(sorted(self.default_sampling)) or "none: it generates in one pass"
+            raise ConfigError(
+                f"{type(self).__name__} has no sampling option {', '.join(unknown)} "
+                f"(its options: {allowed})"
+            )
+        return {**self.default_sampling, **sampling}
+
+    def deterministic_sampling(self, **sampling: Any) -> bool:
+        """Whether `sample` is a function of its noise alone with these options (what an
+        exported program must be)."""
+        return True
+
+    def function_evaluations(self, **sampling: Any) -> int:
+        """Network evaluations per image that `generate` with these options costs (NFE)."""
+        return 1
+
+    def sample_noise(
+        self, n: int, generator: torch.Generator | None = None, labels: Tensor | None = None
+    ) -> Tensor:
+        """Draw n noises ~ N(0, I) of `noise_shape`. With a seeded CPU `generator` the draw is
+        the same on any device. `labels` (the classes the noise will be sampled with) do not
+        change the prior; a VAE's ex-post latent sampler reads them."""
+        shape = (n, *self.noise_shape)
+        if generator is None:
+            return torch.randn(shape, device=self.device)
+        return torch.randn(shape, generator=generator).to(self.device)
+
+    def training_loss(self, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, dict[str, Any]]:
+        """A one-objective family's loss on `batch` and the scalars it logs."""
+        raise NotImplementedError(f"{type(self).__name__} overrides train_iteration instead")
+
+    def train_iteration(self, batch: tuple[Tensor, Tensor], step: Step) -> dict[str, Any]:
+        """One training iteration on `batch`, each update made by `step`; returns the scalars
+        to log. The default: one objective and one optimiser (`training_loss`)."""
+        scalars: dict[str, Any] = {}
+
+        def loss() -> Tensor:
+            value, logged = self.training_loss(batch)
+            scalars.update(logged)
+            return value
+
+        step(0, loss)
+        return scalars
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        """Lightning's automatic optimisation of `training_loss` (one optimiser)."""
+        loss, scalars = self.training_loss(batch)
+        if self.logs_this_step():
+            self.log_dict(detached(scalars), batch_size=batch[0].shape[0])
+        return loss
 
     def logged_metrics(self) -> frozenset[str]:
         """Every name the model's `self.log` calls write, as configured (the names that
@@ -146,18 +241,6 @@ class GenerativeModule(pl.LightningModule):
         """
         return iterations
 
-    def sample_latent(
-        self, n: int, generator: torch.Generator | None = None, labels: Tensor | None = None
-    ) -> Tensor:
-        """Draw z ~ N(0, I). With a seeded CPU `generator` the draw is the same on any device.
-
-        `labels` (the classes the latents will be decoded with) do not change the prior; a
-        VAE's ex-post sampler reads them.
-        """
-        if generator is None:
-            return torch.randn(n, self.latent_dim, device=self.device)
-        return torch.randn(n, self.latent_dim, generator=generator).to(self.device)
-
     def batch_labels(self, labels: Tensor) -> Tensor | None:
         """A batch's labels for a conditional model; None for an unconditional one."""
         return labels if self.conditional else None
@@ -193,95 +276,66 @@ class GenerativeModule(pl.LightningModule):
     def generate(
         self,
         n: int,
+        *,
         generator: torch.Generator | None = None,
-        batch_size: int = 500,
         labels: Tensor | None = None,
+        batch_size: int = 500,
+        **sampling: Any,
     ) -> Tensor:
-        """`n` images in [-1, 1] from the prior, made in eval mode in batches of `batch_size`.
+        """`n` images in [-1, 1], made in eval mode in batches of `batch_size` with the
+        family's sampling options (`default_sampling` updated with `sampling`).
 
         A conditional model makes images of the given `labels` (one per image), or of
         labels drawn uniformly when none are given: what FID compares with the real data.
         """
+        settings = self.sampling_settings(**sampling)
         labels = self.check_labels(labels, n)
         with evaluating(self):
             if labels is None:
                 labels = self.sample_labels(n, generator)
-            z = self.sample_latent(n, generator, labels)
-            chunks = z.split(batch_size)
+            noise = self.sample_noise(n, generator, labels)
+            chunks = noise.split(batch_size)
             label_chunks = labels.split(batch_size) if labels is not None else [None] * len(chunks)
-            images = [self.decode(zc, yc) for zc, yc in zip(chunks, label_chunks, strict=True)]
+            images = [
+                self.sample(chunk, chunk_labels, generator=generator, **settings)
+                for chunk, chunk_labels in zip(chunks, label_chunks, strict=True)
+            ]
         return torch.cat(images).clamp_(-1.0, 1.0)
 
 
-def check_output_shape(
-    net_name: str, output: Tensor, expected: tuple[int, int, int], hint: str
-) -> None:
-    """Raise ConfigError naming both shapes when a network's image output is the wrong size."""
-    got = tuple(output.shape[1:])
-    if got != tuple(expected):
-        raise ConfigError(
-            f"{net_name} makes images of shape {got} but the data has shape {tuple(expected)}; "
-            f"{hint}"
-        )
+class LatentVariableModule(GenerativeModule):
+    """A family whose noise is a latent vector z ~ N(0, I), decoded in one pass (GAN, VAE)."""
+
+    def __init__(self, latent_dim: int, optimizer: OptimizerFactory, **options: Any) -> None:
+        super().__init__(optimizer, **options)
+        if latent_dim < 1:
+            raise ConfigError(f"model.latent_dim must be a positive integer, got {latent_dim}")
+        self.latent_dim = latent_dim
+
+    @property
+    def noise_shape(self) -> tuple[int, ...]:
+        return (self.latent_dim,)
+
+    @abstractmethod
+    def decode(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        """Map latents (and, for a conditional model, class labels) to images in [-1, 1]."""
+
+    def sample(
+        self,
+        noise: Tensor,
+        labels: Tensor | None = None,
+        *,
+        generator: torch.Generator | None = None,
+        **sampling: Any,
+    ) -> Tensor:
+        return self.decode(noise, labels)
+
+
+def detached(scalars: dict[str, Any]) -> dict[str, Any]:
+    """Logged scalars without their graphs."""
+    return {k: v.detach() if isinstance(v, Tensor) else v for k, v in scalars.items()}
 
 
 def conditioned(net: nn.Module, inputs: Tensor, labels: Tensor | None) -> Tensor:
     """`net(inputs)`, or `net(inputs, labels)` for a class-conditional network."""
     return net(inputs) if labels is None else net(inputs, labels)
-
-
-def dry_run(
-    net_name: str,
-    net: nn.Module,
-    inputs: Tensor,
-    what: str,
-    hint: str,
-    num_classes: int = 0,
-) -> Tensor:
-    """Run `net` on `inputs` in eval mode as a start-up check; a crash becomes a ConfigError.
-
-    `what` describes the inputs ("images of shape (1, 28, 28)") and `hint` says
-    which config keys to change. With `num_classes` > 0 the net also gets labels.
-    """
-    labels = torch.zeros(len(inputs), dtype=torch.long) if num_classes else None
-    try:
-        with torch.no_grad(), evaluating(net):
-            return conditioned(net, inputs, labels)
-    except TypeError as err:
-        if labels is None:
-            raise
-        raise ConfigError(
-            f"{net_name} does not take class labels ({err}); model.num_classes > 0 needs a "
-            "conditional network (set its num_classes too, as the conditional experiments do)"
-        ) from None
-    except RuntimeError as err:
-        first_line = str(err).splitlines()[0]
-        raise ConfigError(f"{net_name} cannot take {what} ({first_line}); {hint}") from None
-
-
-def dry_run_on_images(
-    net_name: str, net: nn.Module, image_shape: tuple[int, int, int], num_classes: int = 0
-) -> Tensor:
-    """`dry_run` on two blank images of the data's shape."""
-    return dry_run(
-        net_name,
-        net,
-        torch.zeros(2, *image_shape),
-        f"images of shape {tuple(image_shape)}",
-        "make its channels/image_size match data.channels and data.image_size",
-        num_classes,
-    )
-
-
-def dry_run_on_latents(
-    net_name: str, net: nn.Module, latent_dim: int, num_classes: int = 0
-) -> Tensor:
-    """`dry_run` on two latent vectors."""
-    return dry_run(
-        net_name,
-        net,
-        torch.zeros(2, latent_dim),
-        f"latents of size {latent_dim}",
-        "check model.latent_dim",
-        num_classes,
-    )

@@ -7,7 +7,7 @@ and DDP gradient sync go through Lightning.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -15,22 +15,17 @@ from torch import Tensor, nn
 from genlab.augment import DiffAugment
 from genlab.errors import ConfigError
 from genlab.losses import gan_loss, gradient_penalty, r1_penalty
-from genlab.models.base import (
-    GenerativeModule,
-    check_output_shape,
-    conditioned,
-    dry_run_on_images,
-    dry_run_on_latents,
-)
+from genlab.models.base import LatentVariableModule, Step, conditioned, detached
 from genlab.models.optimizers import (
     OptimizerFactory,
     SchedulerFactory,
     build_optimizer,
     with_schedulers,
 )
+from genlab.preflight import Probe, image_probe, latent_probe, makes_images
 
 
-class GANModule(GenerativeModule):
+class GANModule(LatentVariableModule):
     """Trains D on every batch and G on every `n_critic`-th batch.
 
     Logs `train/d_loss`, `train/g_loss` and the mean discriminator probabilities
@@ -65,7 +60,16 @@ class GANModule(GenerativeModule):
         compile: bool = False,
         channels_last: bool = False,
     ) -> None:
-        super().__init__(latent_dim, optimizer, scheduler, compile, channels_last, num_classes)
+        super().__init__(
+            latent_dim, optimizer, scheduler=scheduler, compile=compile,
+            channels_last=channels_last, num_classes=num_classes,
+        )  # fmt: skip
+        net_latent = getattr(generator, "latent_dim", latent_dim)
+        if net_latent != latent_dim:
+            raise ConfigError(
+                f"model.generator.latent_dim={net_latent} differs from "
+                f"model.latent_dim={latent_dim}; set them equal"
+            )
         if n_critic < 1:
             raise ConfigError(f"model.n_critic must be >= 1, got {n_critic}")
         if gradient_penalty < 0 or r1_gamma < 0:
@@ -90,30 +94,23 @@ class GANModule(GenerativeModule):
     def decode(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
         return conditioned(self.generator, z, labels)
 
-    def check_fits(self, image_shape: tuple[int, int, int]) -> None:
-        net_latent = getattr(self.generator, "latent_dim", self.latent_dim)
-        if net_latent != self.latent_dim:
-            raise ConfigError(
-                f"model.generator.latent_dim={net_latent} differs from "
-                f"model.latent_dim={self.latent_dim}; set them equal"
-            )
-        fake = dry_run_on_latents(
-            "the generator", self.generator, self.latent_dim, self.num_classes
-        )
-        check_output_shape(
-            "the generator",
-            fake,
-            image_shape,
-            "change the generator (its strides or image_size) or data.image_size/data.channels",
-        )
-        logits = dry_run_on_images(
-            "the discriminator", self.discriminator, image_shape, self.num_classes
-        )
-        if logits.shape != (2,):
-            raise ConfigError(
-                f"the discriminator must return one logit per image, got shape "
+    def probes(self, image_shape: tuple[int, int, int]) -> list[Probe]:
+        def one_logit_per_image(logits: Tensor) -> str | None:
+            if logits.shape == (2,):
+                return None
+            return (
+                "the discriminator must return one logit per image, got shape "
                 f"{tuple(logits.shape)} for a batch of 2"
             )
+
+        hint = "change the generator (its strides or image_size) or data.image_size/data.channels"
+        return [
+            latent_probe(
+                "the generator", self.generator, self.latent_dim,
+                makes_images("the generator", image_shape, hint),
+            ),
+            image_probe("the discriminator", self.discriminator, image_shape, one_logit_per_image),
+        ]  # fmt: skip
 
     def optimizer_steps_for(self, iterations: int) -> int:
         """One D step per batch plus one G step every `n_critic` batches."""
@@ -156,49 +153,62 @@ class GANModule(GenerativeModule):
                 terms["train/r1"] = r1_penalty(lambda x: self.critic(x, labels), real)
         return terms
 
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+    def train_iteration(self, batch: tuple[Tensor, Tensor], step: Step) -> dict[str, Tensor]:
+        """One D update and, on every `n_critic`-th batch, one G update on the same fakes."""
         real, labels = batch[0], self.batch_labels(batch[1])
         fake_labels = self.sample_labels(real.shape[0])
-        opt_g, opt_d = self.optimizers()
         update_g = (self.iteration + 1) % self.n_critic == 0
 
         # One generator pass serves both updates; it keeps a graph only when G learns.
         with torch.set_grad_enabled(update_g):
-            fake = conditioned(self.generator, self.sample_latent(real.shape[0]), fake_labels)
+            fake = conditioned(self.generator, self.sample_noise(real.shape[0]), fake_labels)
 
-        with self.toggled_optimizer(opt_d):
+        scalars: dict[str, Tensor] = {}
+
+        def discriminator_loss() -> Tensor:
             real_logits = self.critic(real, labels)
             fake_logits = self.critic(fake.detach(), fake_labels)
             d_loss = self.loss.discriminator(real_logits, fake_logits)
             penalties = self.penalties(real, fake, labels)
+            scalars.update(
+                {
+                    "train/d_loss": d_loss,
+                    "train/d_real": torch.sigmoid(real_logits.detach()).mean(),
+                    "train/d_fake": torch.sigmoid(fake_logits.detach()).mean(),
+                    **penalties,
+                }
+            )
             d_total = d_loss
             if "train/gp" in penalties:
                 d_total = d_total + self.gp_weight * penalties["train/gp"]
             if "train/r1" in penalties:
                 d_total = d_total + 0.5 * self.r1_gamma * penalties["train/r1"]
-            opt_d.zero_grad(set_to_none=True)
-            self.manual_backward(d_total)
-            opt_d.step()
+            return d_total
 
-        g_loss = None
+        def generator_loss() -> Tensor:
+            scalars["train/g_loss"] = self.loss.generator(self.critic(fake, fake_labels))
+            return scalars["train/g_loss"]
+
+        step(1, discriminator_loss)
         if update_g:
-            with self.toggled_optimizer(opt_g):
-                g_loss = self.loss.generator(self.critic(fake, fake_labels))
-                opt_g.zero_grad(set_to_none=True)
-                self.manual_backward(g_loss)
-                opt_g.step()
-
+            step(0, generator_loss)
         self.iteration += 1
+        return scalars
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        optimizers = self.optimizers()
+
+        def step(index: int, loss: Callable[[], Tensor]) -> None:
+            optimizer = optimizers[index]
+            with self.toggled_optimizer(optimizer):
+                value = loss()
+                optimizer.zero_grad(set_to_none=True)
+                self.manual_backward(value)
+                optimizer.step()
+
+        scalars = self.train_iteration(batch, step)
         if self.logs_this_step():
-            metrics = {
-                "train/d_loss": d_loss.detach(),
-                "train/d_real": torch.sigmoid(real_logits.detach()).mean(),
-                "train/d_fake": torch.sigmoid(fake_logits.detach()).mean(),
-                **{name: value.detach() for name, value in penalties.items()},
-            }
-            if g_loss is not None:
-                metrics["train/g_loss"] = g_loss.detach()
-            self.log_dict(metrics, batch_size=real.shape[0])
+            self.log_dict(detached(scalars), batch_size=batch[0].shape[0])
 
     def on_train_epoch_end(self) -> None:
         schedulers = self.lr_schedulers()
@@ -209,7 +219,7 @@ class GANModule(GenerativeModule):
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         real, labels = batch[0], self.batch_labels(batch[1])
         fake_labels = self.sample_labels(real.shape[0])
-        fake = conditioned(self.generator, self.sample_latent(real.shape[0]), fake_labels)
+        fake = conditioned(self.generator, self.sample_noise(real.shape[0]), fake_labels)
         real_logits = self.critic(real, labels, augment=False)
         fake_logits = self.critic(fake, fake_labels, augment=False)
         self.log_dict(

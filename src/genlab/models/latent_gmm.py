@@ -21,8 +21,8 @@ from sklearn.mixture import GaussianMixture as SklearnGaussianMixture
 from torch import Tensor
 
 from genlab.errors import ConfigError
-from genlab.models.base import GenerativeModule, conditioned
-from genlab.models.vae import VAEModule
+from genlab.models.base import GenerativeModule
+from genlab.models.capabilities import Encodes
 from genlab.nets.layers import evaluating
 
 #: where `generate` draws latents from: the model's prior, or a mixture fitted after training
@@ -128,7 +128,7 @@ def check_sampler(sampler: str, model: GenerativeModule) -> None:
     """Raise ConfigError unless `sampler` is known and the model can use it (gmm: a VAE)."""
     if sampler not in SAMPLERS:
         raise ConfigError(f"sampler={sampler!r} is unknown; choose one of {', '.join(SAMPLERS)}")
-    if sampler == "gmm" and not isinstance(model, VAEModule):
+    if sampler == "gmm" and not isinstance(model, Encodes):
         raise ConfigError(
             f"sampler=gmm fits a mixture to a VAE's encoded latents, but this checkpoint holds "
             f"a {type(model).__name__}, which has no encoder; use sampler=prior"
@@ -136,20 +136,18 @@ def check_sampler(sampler: str, model: GenerativeModule) -> None:
 
 
 @torch.no_grad()
-def encoded_means(vae: VAEModule, images: Tensor, labels: Tensor, batch_size: int = 500) -> Tensor:
+def encoded_means(vae: Encodes, images: Tensor, labels: Tensor, batch_size: int = 500) -> Tensor:
     """Encoder means mu(x[, y]) of `images` (N, D) on the CPU, in eval mode."""
     with evaluating(vae):
         means = [
-            conditioned(vae.encoder, x.to(vae.device), vae.batch_labels(y.to(vae.device)))[0]
-            .float()
-            .cpu()
+            vae.encode(x.to(vae.device), vae.batch_labels(y.to(vae.device))).float().cpu()
             for x, y in zip(images.split(batch_size), labels.split(batch_size), strict=True)
         ]
     return torch.cat(means)
 
 
 def fit_latent_gmm(
-    vae: VAEModule, datamodule: LightningDataModule, components: int = 10, seed: int = 0
+    vae: Encodes, datamodule: LightningDataModule, components: int = 10, seed: int = 0
 ) -> LatentGMM:
     """A LatentGMM fitted to the encoder means of `datamodule`'s training split (per class
     for a conditional VAE)."""

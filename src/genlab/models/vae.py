@@ -14,6 +14,7 @@ q(z|x, y), p(x|z, y), p(z) = N(0, I); both networks take the label.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -21,19 +22,15 @@ from torch.distributions import Normal
 
 from genlab.errors import ConfigError
 from genlab.losses import bernoulli_nll, gaussian_kl, gaussian_nll, iwae_bound
-from genlab.models.base import (
-    GenerativeModule,
-    check_output_shape,
-    conditioned,
-    dry_run_on_images,
-    dry_run_on_latents,
-)
+from genlab.models.base import LatentVariableModule, conditioned
+from genlab.models.likelihood import likelihood_report
 from genlab.models.optimizers import (
     OptimizerFactory,
     SchedulerFactory,
     build_optimizer,
     with_schedulers,
 )
+from genlab.preflight import Probe, image_probe, latent_probe, makes_images
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 OBJECTIVES = ("elbo", "iwae")
@@ -43,7 +40,7 @@ OBJECTIVES = ("elbo", "iwae")
 LatentSampler = Callable[[int, Tensor | None, torch.Generator | None], Tensor]
 
 
-class VAEModule(GenerativeModule):
+class VAEModule(LatentVariableModule):
     """Logs `train/loss` (the objective's bound, negated: nats per image), and for `elbo`
     `train/recon`, `train/kl`, `train/beta`; `val/elbo`, `val/recon`, `val/kl`, `val/loss`
     (-val/elbo for `elbo`, -L_k for `iwae`, which also logs it as `val/iwae_bound` = L_k).
@@ -77,7 +74,10 @@ class VAEModule(GenerativeModule):
         channels_last: bool = False,
         num_classes: int = 0,
     ) -> None:
-        super().__init__(latent_dim, optimizer, scheduler, compile, channels_last, num_classes)
+        super().__init__(
+            latent_dim, optimizer, scheduler=scheduler, compile=compile,
+            channels_last=channels_last, num_classes=num_classes,
+        )  # fmt: skip
         for key, value, choices in (
             ("likelihood", likelihood, LIKELIHOODS),
             ("objective", objective, OBJECTIVES),
@@ -108,12 +108,12 @@ class VAEModule(GenerativeModule):
         self.gaussian_sigma = gaussian_sigma
         self.latent_sampler: LatentSampler | None = None
 
-    def sample_latent(
+    def sample_noise(
         self, n: int, generator: torch.Generator | None = None, labels: Tensor | None = None
     ) -> Tensor:
         """z from `latent_sampler` (given the labels) when one is set, else from the prior."""
         if self.latent_sampler is None:
-            return super().sample_latent(n, generator, labels)
+            return super().sample_noise(n, generator, labels)
         return self.latent_sampler(n, labels, generator).to(self.device)
 
     def decode(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
@@ -121,19 +121,33 @@ class VAEModule(GenerativeModule):
         out = conditioned(self.decoder, z, labels)
         return torch.sigmoid(out) * 2.0 - 1.0 if self.likelihood == "bernoulli" else out
 
-    def check_fits(self, image_shape: tuple[int, int, int]) -> None:
-        mu, _ = dry_run_on_images("the encoder", self.encoder, image_shape, self.num_classes)
-        if mu.shape[1] != self.latent_dim:
-            raise ConfigError(
-                f"the encoder makes latents of size {mu.shape[1]} but model.latent_dim="
+    def encode(self, images: Tensor, labels: Tensor | None = None) -> Tensor:
+        """The posterior mean of q(z|x[, y]): the latent a reconstruction decodes."""
+        return conditioned(self.encoder, images, labels)[0]
+
+    def log_likelihood(
+        self, loader: torch.utils.data.DataLoader, k: int, device: torch.device
+    ) -> dict[str, float]:
+        """The test ELBO and the k-sample importance-weighted bound of `loader`'s images."""
+        return likelihood_report(self, loader, k, device)
+
+    def probes(self, image_shape: tuple[int, int, int]) -> list[Probe]:
+        def latents_of_model_size(out: tuple[Tensor, Tensor]) -> str | None:
+            if out[0].shape[1] == self.latent_dim:
+                return None
+            return (
+                f"the encoder makes latents of size {out[0].shape[1]} but model.latent_dim="
                 f"{self.latent_dim}; set them equal"
             )
-        check_output_shape(
-            "the decoder",
-            dry_run_on_latents("the decoder", self.decoder, self.latent_dim, self.num_classes),
-            image_shape,
-            "change the decoder's image_size/channels or data.image_size/data.channels",
-        )
+
+        hint = "change the decoder's image_size/channels or data.image_size/data.channels"
+        return [
+            image_probe("the encoder", self.encoder, image_shape, latents_of_model_size),
+            latent_probe(
+                "the decoder", self.decoder, self.latent_dim,
+                makes_images("the decoder", image_shape, hint),
+            ),
+        ]  # fmt: skip
 
     def posterior(self, x: Tensor, labels: Tensor | None = None) -> Normal:
         """q(z|x[, y]) as a float32 Normal, whatever the autocast precision.
@@ -191,27 +205,23 @@ class VAEModule(GenerativeModule):
         optimizer = build_optimizer(self.optimizer_factory, self.parameters())
         return with_schedulers(self.scheduler_factory, [optimizer])
 
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+    def training_loss(self, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, dict[str, Any]]:
+        """The objective's loss per image, averaged over the batch (the KL weighted by
+        `kl_weight` for `elbo`); the logged `train/loss` is the unweighted bound."""
         x, labels = batch[0], self.batch_labels(batch[1])
         if self.objective == "iwae":
             log_w = self.log_weights(x, self.posterior(x, labels), self.iw_samples, labels)
             loss = -iwae_bound(log_w).mean()
-            if self.logs_this_step():
-                self.log("train/loss", loss.detach(), batch_size=x.shape[0])
-            return loss
+            return loss, {"train/loss": loss}
         recon, kl = self.negative_elbo_terms(x, labels)
         weight = self.kl_weight()
-        if self.logs_this_step():
-            self.log_dict(
-                {
-                    "train/loss": (recon + kl).mean().detach(),
-                    "train/recon": recon.mean().detach(),
-                    "train/kl": kl.mean().detach(),
-                    "train/beta": weight,
-                },
-                batch_size=x.shape[0],
-            )
-        return (recon + weight * kl).mean()
+        scalars = {
+            "train/loss": (recon + kl).mean(),
+            "train/recon": recon.mean(),
+            "train/kl": kl.mean(),
+            "train/beta": weight,
+        }
+        return (recon + weight * kl).mean(), scalars
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         x, labels = batch[0], self.batch_labels(batch[1])

@@ -1,6 +1,6 @@
 """Where the Trainer's time per step goes: its fixed cost, then each part genlab adds.
 
-A model whose networks compute almost nothing (genlab.bench.near_zero) trains through
+A model whose networks compute almost nothing (benchmarks.near_zero) trains through
 `genlab.train.train` once per setting, window-paired with the plain loop over the same
 model as `make bench` does; what a setting costs per iteration is the median, over the
 pairs of windows, of (Trainer window - plain window) / iterations. The first setting is
@@ -28,8 +28,8 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, open_dict
 from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar
 
-from genlab.bench.near_zero import near_zero_networks
-from genlab.bench.training import synchronize, timed_fit, training_config
+from benchmarks.near_zero import near_zero_networks
+from benchmarks.training import synchronize, timed_fit, training_config
 
 #: `trainer.log_every_n_steps` that no bench run reaches: the model's `self.log` never runs
 NEVER = 10**9

@@ -11,12 +11,15 @@ runs but not to discrete-pixel NLLs reported by autoregressive models.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from genlab.losses import iwae_bound
-from genlab.models.vae import VAEModule
+
+if TYPE_CHECKING:  # VAEModule.log_likelihood calls this module
+    from genlab.models.vae import VAEModule
 
 
 @torch.no_grad()

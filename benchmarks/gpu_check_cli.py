@@ -1,9 +1,9 @@
-"""`make gpu-check` / `python scripts/gpu_check.py`: run the rows, print a table, write JSON.
+"""`make gpu-check` / `python -m benchmarks.gpu_check_cli`: run the rows, print a table, write JSON.
 
-python scripts/gpu_check.py                     # every row, within 5 minutes
-python scripts/gpu_check.py --budget 600        # more time: the compile rows come last
-python scripts/gpu_check.py --only ddp fid      # some sections
-python scripts/gpu_check.py --dry-run           # every row on the CPU with tiny sizes
+python -m benchmarks.gpu_check_cli                     # every row, within 5 minutes
+python -m benchmarks.gpu_check_cli --budget 600        # more time: the compile rows come last
+python -m benchmarks.gpu_check_cli --only ddp fid      # some sections
+python -m benchmarks.gpu_check_cli --dry-run           # every row on the CPU with tiny sizes
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from genlab.bench.gpu_check import DRY_RUN, GPU, SECTIONS, plan, run_checks
-from genlab.bench.report import environment
-from genlab.bench.training import digits_parsed_once
+from benchmarks.gpu_check import DRY_RUN, GPU, SECTIONS, plan, run_checks
+from benchmarks.report import environment
+from benchmarks.training import digits_parsed_once
 
 NO_GPU = (
     "gpu-check: no CUDA GPU is visible, so there is nothing to measure "

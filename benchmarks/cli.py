@@ -1,9 +1,9 @@
-"""`make bench` / `python scripts/bench.py`: measure, print a table, write a JSON file.
+"""`make bench` / `python -m benchmarks`: measure, print a table, write a JSON file.
 
-python scripts/bench.py                 # GAN and VAE, 32-true and bf16-mixed, the per-iteration
+python -m benchmarks                 # GAN and VAE, 32-true and bf16-mixed, the per-iteration
                                         # breakdown, 10k-sample FID
-python scripts/bench.py --quick         # the same in seconds (a smoke test, not a measurement)
-python scripts/bench.py --override model/net=seed --models gan --skip-breakdown
+python -m benchmarks --quick         # the same in seconds (a smoke test, not a measurement)
+python -m benchmarks --override model/net=seed --models gan --skip-breakdown
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from typing import Any
 import torch
 from rich.console import Console
 
-from genlab.bench.evaluation import bench_evaluation
-from genlab.bench.overhead import bench_overhead
-from genlab.bench.report import environment, peak_rss_mb, render
-from genlab.bench.training import bench_training, digits_parsed_once
+from benchmarks.evaluation import bench_evaluation
+from benchmarks.overhead import bench_overhead
+from benchmarks.report import environment, peak_rss_mb, render
+from benchmarks.training import bench_training, digits_parsed_once
 from genlab.errors import user_errors_reported
 
 #: the breakdown's settings in a --quick run: the two ends

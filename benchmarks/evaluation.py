@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import torch
 
-from genlab.bench.training import BENCH_OVERRIDES, synchronize
+from benchmarks.training import BENCH_OVERRIDES, synchronize
 from genlab.config.compose import compose_config
 from genlab.config.instantiate import build
 from genlab.metrics.extractors import build_extractor

@@ -27,13 +27,12 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 from genlab.config.compose import compose_config
-from genlab.errors import ConfigError
-from genlab.models import GANModule, GenerativeModule, VAEModule
+from genlab.models import GenerativeModule
 
 # What a bench run changes from `genlab-train`'s defaults, and why:
 BENCH_OVERRIDES = [
     "logger=csv",  # W&B's offline writer is a second process that competes for the cores
-    "metrics=none",  # evaluation is timed on its own (genlab.bench.evaluation)
+    "metrics=none",  # evaluation is timed on its own (benchmarks.evaluation)
     "trainer.max_epochs=-1",  # the timing callback stops the run
     "trainer.enable_model_summary=false",
     "callbacks.model_summary=null",
@@ -96,27 +95,12 @@ def autocast(device: torch.device, precision: str) -> AbstractContextManager:
     return torch.autocast(device.type, dtype=dtypes[precision])
 
 
-def options_the_plain_loop_lacks(model: GenerativeModule) -> list[str]:
-    """Model options whose update `gan_step`/`vae_step` do not compute (so no fair reference):
-    the GAN's penalties and augmentation, the VAE's IWAE objective, class conditioning."""
-    lacking = ["model.num_classes"] if model.conditional else []
-    if isinstance(model, GANModule):
-        settings = {
-            "model.gradient_penalty": model.gp_weight,
-            "model.r1_gamma": model.r1_gamma,
-            "model.augment": model.augment is not None,
-        }
-        lacking += [name for name, on in settings.items() if on]
-    if isinstance(model, VAEModule) and model.objective != "elbo":
-        lacking.append("model.objective")
-    return lacking
-
-
 class PlainLoop:
     """The model's networks, optimisers and data in a bare PyTorch loop: the reference.
 
-    It computes what the model's `training_step` computes for the update (not the
-    scalars it logs), with the same autocast and, for 16-mixed, a GradScaler.
+    It runs the model's own `train_iteration` (the updates `training_step` makes, without
+    Lightning's logging), with the same autocast, the same freezing of the other
+    optimisers' parameters as Lightning's toggled optimiser and, for 16-mixed, a GradScaler.
     """
 
     def __init__(
@@ -134,17 +118,32 @@ class PlainLoop:
         )
         self.batches, self.device, self.precision = batches, device, precision
         self.scaler = torch.amp.GradScaler(device.type) if precision == "16-mixed" else None
-        self.step_fn = gan_step if isinstance(model, GANModule) else vae_step
         self.iterator = iter(batches())
-        self.iteration = 0
 
-    def next_images(self) -> Tensor:
+    def next_batch(self) -> tuple[Tensor, Tensor]:
         try:
-            images, _ = next(self.iterator)
+            images, labels = next(self.iterator)
         except StopIteration:  # a new epoch: reshuffle, as the Trainer does
             self.iterator = iter(self.batches())
-            images, _ = next(self.iterator)
-        return images.to(self.device, non_blocking=True)
+            images, labels = next(self.iterator)
+        return images.to(self.device, non_blocking=True), labels.to(self.device)
+
+    def step(self, index: int, loss: Callable[[], Tensor]) -> None:
+        """One update of optimiser `index` on `loss()`, the others' parameters frozen."""
+        others = [
+            p
+            for i, optimizer in enumerate(self.optimizers)
+            if i != index
+            for group in optimizer.param_groups
+            for p in group["params"]
+        ]
+        for p in others:
+            p.requires_grad_(False)
+        try:
+            self.update(self.optimizers[index], loss())
+        finally:
+            for p in others:
+                p.requires_grad_(True)
 
     def update(self, optimizer: Optimizer, loss: Tensor) -> None:
         """zero_grad, backward, step: scaled under 16-mixed."""
@@ -162,39 +161,10 @@ class PlainLoop:
         synchronize(self.device)
         start = clock()
         for _ in range(steps):
-            self.step_fn(self, self.next_images())
-            self.iteration += 1
+            with autocast(self.device, self.precision):
+                self.model.train_iteration(self.next_batch(), self.step)
         synchronize(self.device)
         return clock() - start
-
-
-def gan_step(loop: PlainLoop, real: Tensor) -> None:
-    """One D update and, every `n_critic` iterations, one G update, as GANModule does."""
-    model: GANModule = loop.model  # type: ignore[assignment]
-    opt_g, opt_d = loop.optimizers
-    update_g = (loop.iteration + 1) % model.n_critic == 0
-    with autocast(loop.device, loop.precision), torch.set_grad_enabled(update_g):
-        fake = model.generator(model.sample_latent(real.shape[0]))
-    with autocast(loop.device, loop.precision):
-        d_loss = model.loss.discriminator(
-            model.discriminator(real), model.discriminator(fake.detach())
-        )
-    loop.update(opt_d, d_loss)
-    if update_g:
-        model.discriminator.requires_grad_(False)  # what Lightning's toggled_optimizer does
-        with autocast(loop.device, loop.precision):
-            g_loss = model.loss.generator(model.discriminator(fake))
-        loop.update(opt_g, g_loss)
-        model.discriminator.requires_grad_(True)
-
-
-def vae_step(loop: PlainLoop, x: Tensor) -> None:
-    """One update on the KL-weighted negative ELBO, as VAEModule does."""
-    model: VAEModule = loop.model  # type: ignore[assignment]
-    with autocast(loop.device, loop.precision):
-        recon, kl = model.negative_elbo_terms(x)
-        loss = (recon + model.kl_weight() * kl).mean()
-    loop.update(loop.optimizers[0], loss)
 
 
 class InterleavedTimer(pl.Callback):
@@ -225,12 +195,6 @@ class InterleavedTimer(pl.Callback):
         windows: int = 5,
     ) -> None:
         super().__init__()
-        unmatched = options_the_plain_loop_lacks(model)
-        if unmatched:  # checked before training starts
-            raise ConfigError(
-                "the bench's plain loop reproduces the default GAN and VAE updates only; "
-                f"remove the overrides that set {', '.join(unmatched)}"
-            )
         self.plain_model, self.precision, self.out = model, precision, Path(out)
         self.warmup, self.window, self.windows = warmup, window, windows
         self.plain: PlainLoop | None = None

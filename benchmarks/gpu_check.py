@@ -3,14 +3,14 @@
 Rows, in this order (each within its share of the total budget; a row that raises
 records its one-line error and the next one runs):
 
-- throughput: genlab's Trainer against the plain loop (genlab.bench.training), GAN and
+- throughput: genlab's Trainer against the plain loop (benchmarks.training), GAN and
   VAE, batch 64 and 256, in 32-true, bf16-mixed and 16-mixed;
 - fixed cost: the Trainer's cost per iteration with near-zero networks, Lightning alone
-  and genlab (genlab.bench.overhead), and genlab's as a share of a real step;
+  and genlab (benchmarks.overhead), and genlab's as a share of a real step;
 - ddp: `genlab-train trainer=ddp` on every visible GPU (NCCL) for a few hundred
   iterations; its one logged FID against the FID of the same samples on one device;
 - fid: 10,000 samples: generation, feature extraction and Frechet distance times
-  (genlab.bench.evaluation), LeNet features and, when its weights file is present,
+  (benchmarks.evaluation), LeNet features and, when its weights file is present,
   Inception's;
 - compile: throughput with `model.channels_last`, `model.compile`, and both.
 
@@ -39,9 +39,9 @@ import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
 
-from genlab.bench.evaluation import bench_evaluation
-from genlab.bench.overhead import bench_overhead
-from genlab.bench.training import bench_training
+from benchmarks.evaluation import bench_evaluation
+from benchmarks.overhead import bench_overhead
+from benchmarks.training import bench_training
 from genlab.checkpoints import load_model, run_datamodule
 from genlab.config.compose import compose_config
 from genlab.metrics.extractors import INCEPTION_WEIGHTS, build_extractor, inception_weights_path
