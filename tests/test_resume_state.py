@@ -23,7 +23,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from genlab.callbacks.ema import EMA
 from genlab.callbacks.rng_states import RNGStates
 from genlab.data.memory import tensor_loader
-from tests.helpers.tiny import fit, tiny_gan, tiny_vae
+from tests.helpers.tiny import fit, tiny_diffusion, tiny_flow, tiny_gan, tiny_vae
 
 EPOCHS = 2
 HALVING = partial(torch.optim.lr_scheduler.ExponentialLR, gamma=0.5)
@@ -36,6 +36,11 @@ MODELS: dict[str, Callable[[], pl.LightningModule]] = {
         n_critic=2, augment=["color", "translation", "cutout"], scheduler=HALVING
     ),
     "vae_kl_warmup": lambda: tiny_vae(beta=2.0, kl_warmup_steps=12, scheduler=HALVING),
+    # label dropout and minibatch OT draw from the RNG that the checkpoint restores
+    "cfg_flow_ot": lambda: tiny_flow(num_classes=10, coupling="ot", scheduler=HALVING),
+    "cfg_diffusion_cosine": lambda: tiny_diffusion(
+        num_classes=10, schedule="cosine", scheduler=HALVING
+    ),
 }
 
 
@@ -121,7 +126,7 @@ def test_a_resumed_gan_continues_its_n_critic_cycle() -> None:
 def test_the_uninterrupted_run_follows_its_schedules(tmp_path: Path) -> None:
     """What the resumed runs above must reproduce: the learning rates halve every epoch (the
     GAN steps its schedulers itself) and beta ramps over the steps across epochs."""
-    for name in ("wgan_gp_n_critic_3", "vae_kl_warmup"):
+    for name in ("wgan_gp_n_critic_3", "vae_kl_warmup", "cfg_flow_ot"):
         _, trainer = train(MODELS[name], False, tmp_path / name, None)
         initial = [group["initial_lr"] for opt in trainer.optimizers for group in opt.param_groups]
         assert learning_rates(trainer) == pytest.approx([lr * 0.5**EPOCHS for lr in initial])

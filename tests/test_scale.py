@@ -28,7 +28,7 @@ def logged_rows(run_dir: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-@pytest.mark.parametrize("model", ["gan", "vae"])
+@pytest.mark.parametrize("model", ["gan", "vae", "flow", "diffusion"])
 def test_bf16_mixed_trains_with_finite_losses(
     make_config: Callable[..., DictConfig], model: str
 ) -> None:
@@ -37,12 +37,14 @@ def test_bf16_mixed_trains_with_finite_losses(
     )
     train(cfg)
     rows = logged_rows(Path(cfg.paths.output_dir))
-    keys = ["train/g_loss", "train/d_loss"] if model == "gan" else ["train/loss", "train/kl"]
+    keys = {"gan": ["train/g_loss", "train/d_loss"], "vae": ["train/loss", "train/kl"]}.get(
+        model, ["train/loss", "val/loss"]
+    )
     values = [float(r[k]) for r in rows for k in keys if r.get(k)]
     assert len(values) >= 2 * len(keys) and all(math.isfinite(v) for v in values)
 
 
-@pytest.mark.parametrize("model", ["gan", "vae"])
+@pytest.mark.parametrize("model", ["gan", "vae", "flow"])
 def test_ddp_sim_two_cpu_ranks_train_and_log_fid_once(tmp_path: Path, model: str) -> None:
     run_dir = tmp_path / "run"
     run(

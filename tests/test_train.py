@@ -32,8 +32,13 @@ def data_overrides(name: str, root: Path) -> list[str]:
 DATASETS = ["mnist_embedded", "mnist", "fashion_mnist", "cifar10", "image_folder"]
 
 
-@pytest.mark.parametrize("model", ["gan", "vae"])
-@pytest.mark.parametrize("dataset", DATASETS)
+@pytest.mark.parametrize(
+    ("model", "dataset"),
+    [
+        *((model, dataset) for model in ("gan", "vae") for dataset in DATASETS),
+        *((model, dataset) for model in ("flow", "diffusion") for dataset in DATASETS[::3]),
+    ],
+)
 def test_fast_dev_run_every_model_on_every_datamodule(
     make_config: MakeConfig, tmp_path: Path, model: str, dataset: str
 ) -> None:

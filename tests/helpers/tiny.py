@@ -8,9 +8,10 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from genlab.models import GANModule, VAEModule
+from genlab.models import DiffusionModule, FlowMatchingModule, GANModule, VAEModule
 from genlab.nets.conv_vae import ConvDecoder, ConvEncoder
 from genlab.nets.dcgan import DCGANDiscriminator, DCGANGenerator
+from genlab.nets.unet import UNet
 
 LATENT = 8
 
@@ -34,6 +35,37 @@ def tiny_vae(num_classes: int = 0, **kwargs: object) -> VAEModule:
         decoder=ConvDecoder(latent_dim=LATENT, width=8, hidden=32, num_classes=num_classes),
         optimizer=partial(torch.optim.Adam, lr=1e-3),
         latent_dim=LATENT,
+        num_classes=num_classes,
+        **kwargs,
+    )
+
+
+def tiny_unet(num_classes: int = 0) -> UNet:
+    """The UNet at width 8 (attention at 7x7), its output layer made non-zero so that the
+    network's output depends on every input from the first step."""
+    net = UNet(width=8, num_classes=num_classes)
+    torch.nn.init.normal_(net.conv_out.weight, std=0.1)
+    return net
+
+
+def tiny_flow(num_classes: int = 0, **kwargs: object) -> FlowMatchingModule:
+    """Flow matching with the tiny UNet (Euler, 4 steps unless `sampling` says otherwise)."""
+    kwargs.setdefault("sampling", {"solver": "euler", "steps": 4})
+    return FlowMatchingModule(
+        net=tiny_unet(num_classes),
+        optimizer=partial(torch.optim.Adam, lr=1e-3),
+        num_classes=num_classes,
+        **kwargs,
+    )
+
+
+def tiny_diffusion(num_classes: int = 0, **kwargs: object) -> DiffusionModule:
+    """DDPM with the tiny UNet over T = 100 steps (DDIM, 4 steps unless told otherwise)."""
+    kwargs.setdefault("sampling", {"solver": "ddim", "steps": 4, "eta": 0.0})
+    kwargs.setdefault("num_train_steps", 100)
+    return DiffusionModule(
+        net=tiny_unet(num_classes),
+        optimizer=partial(torch.optim.Adam, lr=1e-3),
         num_classes=num_classes,
         **kwargs,
     )

@@ -1,7 +1,9 @@
 """LightningModules: training logic only (no files, no loggers)."""
 
 from genlab.models.base import GenerativeModule
+from genlab.models.diffusion import DiffusionModule
+from genlab.models.flow import FlowMatchingModule
 from genlab.models.gan import GANModule
 from genlab.models.vae import VAEModule
 
-__all__ = ["GANModule", "GenerativeModule", "VAEModule"]
+__all__ = ["DiffusionModule", "FlowMatchingModule", "GANModule", "GenerativeModule", "VAEModule"]

@@ -158,8 +158,9 @@ class GenerativeModule(pl.LightningModule):
         exported program must be)."""
         return True
 
-    def function_evaluations(self, **sampling: Any) -> int:
-        """Network evaluations per image that `generate` with these options costs (NFE)."""
+    def function_evaluations(self, **sampling: Any) -> int | None:
+        """Network evaluations per image that `generate` with these options costs (NFE;
+        None where an adaptive solver has not sampled yet)."""
         return 1
 
     def sample_noise(
