@@ -16,7 +16,7 @@ from genlab.preflight import check_model_fits
 CONF = config_dir()
 GROUPS = ["data", "model", "model/net", "trainer", "logger", "callbacks", "metrics",
           "experiment", "debug", "paths", "hparams_search"]  # fmt: skip
-NET_FOR_MODEL = {"conv_vae": "vae"}  # a net option needs its model; the rest are GAN nets
+NET_FOR_MODEL = {"conv_vae": "vae", "unet": "flow"}  # a net needs its model; the rest are GAN nets
 DATA_FOR_NET = {"resnet": "cifar10"}  # nets for 32x32 images; the rest fit MNIST's 28x28
 
 

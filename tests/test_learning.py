@@ -27,11 +27,12 @@ from tests.helpers.runs import compose_config
 pytestmark = pytest.mark.slow
 
 
-def class_accuracy(model: GenerativeModule, n: int = 1000) -> float:
+def class_accuracy(model: GenerativeModule, n: int = 1000, **sampling: object) -> float:
     """Share of `n` samples (n / 10 per digit) that the digit classifier assigns to the
     class they were generated for."""
     labels = torch.arange(n) % model.num_classes
-    images = model.generate(n, generator=torch.Generator().manual_seed(0), labels=labels)
+    generator = torch.Generator().manual_seed(0)
+    images = model.generate(n, generator=generator, labels=labels, **sampling)
     with torch.no_grad():
         predicted = load_lenet()(images)[1].argmax(1)
     return (predicted == labels).float().mean().item()
@@ -67,21 +68,30 @@ def test_vae_elbo_improves_and_its_kl_stays_positive_and_bounded(vae: Path) -> N
     assert all(0.5 < value < 50 for value in kl.values())  # measured 2.2, 5.0, 10.6
 
 
+# A flow with guidance w = 2 (its recipe's), sampled with 10 Euler steps.
+GUIDED_FLOW = {"solver": "euler", "steps": 10, "guidance": 2.0}
+
+
 @pytest.mark.parametrize(
-    ("experiment", "epochs", "threshold"),
+    ("experiment", "epochs", "sampling", "threshold"),
     [
-        ("cgan_mnist", 4, 0.2),  # measured 35% after 4 epochs (chance: 10%)
-        ("cvae_mnist", 3, 0.3),  # measured 62% after 3 epochs
+        ("cgan_mnist", 4, {}, 0.2),  # measured 35% after 4 epochs (chance: 10%)
+        ("cvae_mnist", 3, {}, 0.3),  # measured 62% after 3 epochs
+        ("cfg_flow_mnist", 3, GUIDED_FLOW, 0.25),  # measured 42% (w=1: 24%, w=0: 9%)
     ],
 )
 def test_conditional_samples_are_of_the_requested_digit(
-    tmp_path_factory: pytest.TempPathFactory, experiment: str, epochs: int, threshold: float
+    tmp_path_factory: pytest.TempPathFactory,
+    experiment: str,
+    epochs: int,
+    sampling: dict,
+    threshold: float,
 ) -> None:
     run_dir = trained(
         tmp_path_factory, experiment, [f"experiment={experiment}", f"trainer.max_epochs={epochs}"]
     )
     model, _ = load_model(run_dir / "checkpoints" / "last.ckpt")
-    assert class_accuracy(model) > threshold
+    assert class_accuracy(model, **sampling) > threshold
 
 
 def test_eval_passes_real_features_first_to_precision_recall(
