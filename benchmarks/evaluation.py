@@ -47,7 +47,12 @@ def bench_evaluation(
             "train", [*BENCH_OVERRIDES, f"model={name}", *extra_overrides], run_dir
         )
         model = build("model", cfg.model).to(device)
-        generate = partial(model.generate, n_samples, torch.Generator().manual_seed(0), batch_size)
+        generate = partial(
+            model.generate,
+            n_samples,
+            generator=torch.Generator().manual_seed(0),
+            batch_size=batch_size,
+        )
         samples[name], seconds = timed(generate, device)
         result[f"generate_{name}_img_s"] = n_samples / seconds
     datamodule = build("data", cfg.data)

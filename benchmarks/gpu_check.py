@@ -258,9 +258,13 @@ def run_subprocess(command: list[str], log: Path) -> None:
     """Run `command` in a process group of its own, and end what is left of that group (the
     DDP ranks it started) however this returns, a row's timeout included. A non-zero exit
     raises with the last line of the output."""
+    # The child builds this folder's callbacks from its config: it must import `benchmarks`.
+    root = str(Path(__file__).resolve().parent.parent)
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "PYTHONPATH": path}
     with open(log, "w") as out:
         process = subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env
         )
         try:
             code = process.wait()

@@ -137,3 +137,7 @@ def main(argv: list[str] | None = None) -> None:
     console = Console(width=None if sys.stdout.isatty() else 160)  # not 80 columns in a log
     render(result, console)
     console.print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -81,6 +81,20 @@ def test_attention_runs_only_at_its_resolution() -> None:
     assert attention_inputs(UNet(channels=3, image_size=32, width=8), 32) == []
 
 
+def test_each_decoder_level_reads_the_encoder_features_of_its_resolution() -> None:
+    net = perturbed(UNet(width=8, channel_mults=(1, 1)))
+    down: list[Tensor] = []
+    up: list[Tensor] = []
+    for level in net.down:
+        level.register_forward_hook(lambda _m, _i, out: down.append(out))
+    for level in net.up:
+        level.register_forward_hook(lambda _m, inputs, _o: up.append(inputs[0]))
+    net(torch.randn(2, 1, 28, 28), torch.rand(2))
+    # The skip is the second half of each decoder input: encoder outputs, innermost first.
+    for features, decoder_input in zip(reversed(down), up, strict=True):
+        assert torch.equal(decoder_input[:, features.shape[1] :], features)
+
+
 @pytest.mark.parametrize(("size", "mults"), [(30, (1, 2)), (28, (1, 2, 2)), (27, (1,))])
 def test_bad_image_size_is_refused(size: int, mults: tuple[int, ...]) -> None:
     with pytest.raises(ValueError, match=f"image_size must be divisible by .* got {size}"):
