@@ -69,5 +69,6 @@ def test_recipe_learns_in_a_short_run(
 ) -> None:
     overrides = [f"experiment={experiment}", f"trainer.max_epochs={epochs}", *SHORT_RUN]
     values = dict(logged(trained(tmp_path_factory, experiment, overrides), metric))
-    assert sorted(values) == list(range(epochs))
+    # every epoch measured, or (flow, diffusion: metrics.every_n_epochs=5) the first and last
+    assert {0, epochs - 1} <= values.keys() <= set(range(epochs))
     assert values[epochs - 1] < threshold, f"{experiment}: {metric} per epoch {values}"
