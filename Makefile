@@ -18,7 +18,7 @@ JOBS   ?= auto
 PYTEST_JOBS := $(if $(filter 1,$(JOBS)),,-n $(JOBS) --dist worksteal)
 
 .DEFAULT_GOAL := help
-.PHONY: help install train sweep sample eval export report tensorboard fid-classifier bench gpu-check test test-fast mutation lint format clean
+.PHONY: help install train sweep sample eval export report results tensorboard fid-classifier bench gpu-check test test-fast mutation lint format clean
 
 help: ## list every target
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -49,6 +49,9 @@ export: $(STAMP) ## the generator as a file that loads without genlab + model ca
 
 report: $(STAMP) ## Markdown table + PNG plots of a run or a sweep, offline: make report RUN=outputs/train/multirun/...
 	$(BIN)/genlab-report $(RUN) $(ARGS)
+
+results: $(STAMP) ## the results table: every recipe x seed of conf/results.yaml not yet stored in results/ (hours), then docs/results.md
+	$(BIN)/genlab-results $(ARGS)
 
 tensorboard: $(STAMP) ## TensorBoard over the runs below RUN (default outputs/); runs log there with logger=tensorboard or many
 	$(BIN)/tensorboard --logdir $(or $(RUN),outputs) $(ARGS)

@@ -17,7 +17,6 @@ encoder are not): they are found by running `sample` once with forward hooks.
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from genlab.errors import GenlabError, first_line
 from genlab.models.base import GenerativeModule
 from genlab.runs.result import read_result
 from genlab.utils.files import write_atomically
+from genlab.utils.git import git_commit
 
 EXPORT_FILE = "generator.pt2"
 CARD_FILE = "model_card.md"
@@ -119,18 +119,6 @@ def check_round_trip(model: GenerativeModule, decoder: Sampler, path: Path) -> N
         raise GenlabError(
             f"the exported {path} differs from the model by {float((expected - got).abs().max())}"
         )
-
-
-def git_commit(folder: Path) -> str | None:
-    """The git commit of the code in `folder`, or None outside a git checkout."""
-    try:
-        proc = subprocess.run(
-            ["git", "-C", str(folder), "rev-parse", "HEAD"],
-            capture_output=True, text=True, timeout=10, check=True,
-        )  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return proc.stdout.strip() or None
 
 
 def card_facts(

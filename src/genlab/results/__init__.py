@@ -1,0 +1,101 @@
+"""genlab-results (`make results`): the results table, measured and written by one command.
+
+Every recipe of the plan (conf/results.yaml) x every seed is one cell: trained by genlab-train,
+scored by genlab-eval against the test split, stored as results/<recipe>/<seed>.json. Only
+missing cells run, so an interrupted `make results` goes on where it stopped; after each cell
+docs/results.md is generated again from all stored cells.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from genlab.config.paths import config_dir
+from genlab.errors import user_errors_reported
+from genlab.results.cells import CellFailed, measure, missing_cells, read_cells
+from genlab.results.plan import Plan, Recipe, load_plan
+from genlab.results.table import render
+
+
+def write_page(plan: Plan, recipes: list[Recipe], results: Path, docs: Path) -> None:
+    docs.parent.mkdir(parents=True, exist_ok=True)
+    docs.write_text(render(plan, recipes, read_cells(results, recipes, plan.seeds)))
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="genlab-results",
+        description="Train and score every recipe x seed of a results plan that has no stored "
+        "numbers yet, then write the results page from all stored numbers.",
+    )
+    parser.add_argument(
+        "--plan",
+        type=Path,
+        default=config_dir() / "results.yaml",
+        help="the results plan (default: conf/results.yaml)",
+    )
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=Path("results"),
+        help="where the cells are stored: <results>/<recipe>/<seed>.json",
+    )
+    parser.add_argument(
+        "--docs",
+        type=Path,
+        default=Path("docs/results.md"),
+        help="the page generated from the cells",
+    )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="RECIPE",
+        default=None,
+        help="run only these recipes' missing cells (the page lists all)",
+    )
+    parser.add_argument(
+        "--render-only",
+        action="store_true",
+        help="run nothing: write the page from the stored cells",
+    )
+    parser.add_argument("--list", action="store_true", help="run nothing: print the missing cells")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point; a user's mistake is one `error:` line (exit 2), a failed cell is
+    reported and skipped, and the command exits 1 if any cell failed."""
+    args = parse_args(argv)
+    console = Console(soft_wrap=True)  # a path in a line is never broken
+    with user_errors_reported():
+        plan = load_plan(args.plan)
+        every = plan.selected(None)
+        todo = (
+            []
+            if args.render_only
+            else missing_cells(plan.selected(args.only), plan.seeds, args.results)
+        )
+        if args.list:
+            for cell in todo:
+                console.print(cell.label, highlight=False)
+            return
+        failed = []
+        for number, cell in enumerate(todo, start=1):
+            console.print(f"[{number}/{len(todo)}] {cell.label}", highlight=False)
+            try:
+                measure(cell, plan, args.results)
+            except CellFailed as err:
+                failed.append(cell)
+                console.print(f"failed: {err}", highlight=False)
+            write_page(plan, every, args.results, args.docs)
+        write_page(plan, every, args.results, args.docs)
+        console.print(
+            f"{args.docs}: {len(todo) - len(failed)} cell(s) measured, {len(failed)} failed",
+            highlight=False,
+        )
+    if failed:
+        sys.exit(1)

@@ -1,0 +1,93 @@
+"""The results plan (conf/results.yaml): which recipes the results table holds, with which
+seeds, which genlab-eval settings score them, and which recipe each one ablates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from genlab.errors import ConfigError
+
+PLAN_KEYS = {"seeds", "runs_dir", "eval", "recipes"}
+RECIPE_KEYS = {"train", "baseline", "change"}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One row of the table: genlab-train overrides, and the row it is compared with."""
+
+    name: str
+    train: tuple[str, ...]
+    baseline: str | None = None
+    change: str = ""  # what differs from the baseline, in a few words
+
+
+@dataclass(frozen=True)
+class Plan:
+    path: Path  # the file it was read from, named on the page
+    seeds: tuple[int, ...]
+    runs_dir: Path
+    eval: tuple[str, ...]
+    recipes: dict[str, Recipe]
+
+    def selected(self, names: list[str] | None) -> list[Recipe]:
+        """The named recipes (all when None), in the plan's order."""
+        unknown = sorted(set(names or []) - set(self.recipes))
+        if unknown:
+            raise ConfigError(
+                f"no recipe {', '.join(unknown)} in the results plan; "
+                f"choose from {', '.join(self.recipes)}"
+            )
+        return [r for name, r in self.recipes.items() if names is None or name in names]
+
+
+def strings(value: object, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ConfigError(f"{where} must be a list of Hydra overrides (key=value strings)")
+    return tuple(value)
+
+
+def parse_recipe(name: str, spec: object) -> Recipe:
+    if not isinstance(spec, dict):
+        raise ConfigError(f"recipe {name} must be a mapping with the keys {sorted(RECIPE_KEYS)}")
+    unknown = sorted(set(spec) - RECIPE_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"recipe {name} has unknown key(s) {unknown}; its keys are {sorted(RECIPE_KEYS)}"
+        )
+    if "train" not in spec:
+        raise ConfigError(f"recipe {name} needs `train`: the genlab-train overrides it runs")
+    return Recipe(
+        name,
+        strings(spec["train"], f"{name}.train"),
+        spec.get("baseline"),
+        str(spec.get("change", "")),
+    )
+
+
+def load_plan(path: Path) -> Plan:
+    """Read and check a plan; every mistake is one ConfigError that names the key."""
+    if not path.is_file():
+        raise ConfigError(f"no results plan at {path}; pass --plan <a results.yaml>")
+    raw = yaml.safe_load(path.read_text()) or {}
+    unknown = sorted(set(raw) - PLAN_KEYS)
+    if unknown:
+        raise ConfigError(f"{path} has unknown key(s) {unknown}; its keys are {sorted(PLAN_KEYS)}")
+    seeds = raw.get("seeds", [])
+    if not seeds or not all(isinstance(seed, int) for seed in seeds):
+        raise ConfigError(f"{path}: seeds must be a non-empty list of integers")
+    recipes = {name: parse_recipe(name, spec) for name, spec in (raw.get("recipes") or {}).items()}
+    for recipe in recipes.values():
+        if recipe.baseline is not None and recipe.baseline not in recipes:
+            raise ConfigError(
+                f"recipe {recipe.name}: its baseline {recipe.baseline} is not a recipe of {path}"
+            )
+    return Plan(
+        path,
+        tuple(seeds),
+        Path(raw.get("runs_dir", "outputs/results")),
+        strings(raw.get("eval", []), "eval"),
+        recipes,
+    )
