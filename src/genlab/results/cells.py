@@ -139,6 +139,7 @@ def training_numbers(run_dir: Path) -> dict[str, Any]:
 def measure(cell: Cell, plan: Plan, results: Path) -> dict[str, Any]:
     """Run the cell (train, evaluate) and store its numbers; returns what it stored."""
     run_dir = cell.run_dir(plan.runs_dir)
+    load = os.getloadavg()[0]  # above the CPU count: other work shared the cores
     resumed = train(cell, run_dir)
     scores = evaluate(cell, run_dir, plan.eval)
     code = Path(genlab.__file__).parent
@@ -150,6 +151,7 @@ def measure(cell: Cell, plan: Plan, results: Path) -> dict[str, Any]:
         "commit": git_commit(code),
         "uncommitted_changes": has_uncommitted_changes(code),
         "cpus": os.cpu_count(),
+        "load_average_at_start": round(load, 2),
         "resumed": resumed,  # the training wall time is then that of its last start only
         "train": training_numbers(run_dir),
         "eval": scores,
