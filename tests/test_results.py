@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from genlab.results import cells as cells_module
 from genlab.results.cells import Cell, read_cells
 from genlab.results.plan import Plan, Recipe, load_plan
 from genlab.results.table import mean_std, paired_differences, render, verdict
+from genlab.utils.git import has_uncommitted_changes
 from tests.helpers.cli import BIN, run
 from tests.helpers.runs import TINY_RUN
 
@@ -165,3 +167,24 @@ def test_docs_results_md_is_what_genlab_results_generates_from_results() -> None
     recipes = list(plan.recipes.values())
     expected = render(plan, recipes, read_cells(REPO / "results", recipes, plan.seeds))
     assert (REPO / "docs" / "results.md").read_text() == expected
+
+
+def test_a_cell_is_flagged_only_for_changed_code_not_for_the_page_it_rewrites(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "model.py").write_text("x = 1\n")
+    (tmp_path / "results.md").write_text("old page\n")
+    for command in (
+        ["init", "-q"],
+        ["add", "."],
+        ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "first"],
+    ):
+        subprocess.run(["git", "-C", str(tmp_path), *command], check=True)  # fmt: skip
+    code = tmp_path / "src"
+    assert has_uncommitted_changes(code, code) is False
+    (tmp_path / "results.md").write_text("new page\n")
+    assert has_uncommitted_changes(code, code) is False and has_uncommitted_changes(code)
+    (code / "model.py").write_text("x = 2\n")
+    assert has_uncommitted_changes(code, code) is True
+    assert has_uncommitted_changes(tmp_path.parent / "nowhere") is None

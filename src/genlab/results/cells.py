@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 import genlab
+from genlab.config.paths import config_dir
 from genlab.report.runs import read_job
 from genlab.results.plan import Plan, Recipe
 from genlab.runs.result import read_result
@@ -149,7 +150,8 @@ def measure(cell: Cell, plan: Plan, results: Path) -> dict[str, Any]:
         "train_overrides": list(cell.recipe.train),
         "eval_overrides": list(plan.eval),
         "commit": git_commit(code),
-        "uncommitted_changes": has_uncommitted_changes(code),
+        # the code and configs that produce the numbers (not the page this command rewrites)
+        "uncommitted_changes": has_uncommitted_changes(code, code, config_dir()),
         "cpus": os.cpu_count(),
         "load_average_at_start": round(load, 2),
         "resumed": resumed,  # the training wall time is then that of its last start only

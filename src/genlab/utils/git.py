@@ -23,7 +23,9 @@ def git_commit(folder: Path) -> str | None:
     return git(folder, "rev-parse", "HEAD") or None
 
 
-def has_uncommitted_changes(folder: Path) -> bool | None:
-    """Whether tracked files differ from the commit (None outside a git checkout)."""
-    status = git(folder, "status", "--porcelain", "--untracked-files=no")
+def has_uncommitted_changes(folder: Path, *paths: Path) -> bool | None:
+    """Whether tracked files in `paths` (all of the checkout when none) differ from the
+    commit; None outside a git checkout."""
+    pathspecs = [str(path.resolve()) for path in paths]
+    status = git(folder, "status", "--porcelain", "--untracked-files=no", "--", *pathspecs)
     return None if status is None else bool(status)
