@@ -64,7 +64,7 @@ def test_a_change_helps_only_when_it_is_lower_in_every_seed() -> None:
     assert verdict([-3.0, -1.0, -0.5]) == "helps (lower in every seed)"
     assert verdict([2.0, 0.1]) == "hurts (higher in every seed)"
     assert verdict([-3.0, 1.0]) == "no consistent difference"
-    assert verdict([-3.0]) == "not enough seeds"
+    assert verdict([-3.0]) == "not enough seeds" and verdict([]) == "not measured"
     assert mean_std([10.0, 12.0, 14.0], 1) == "12.0 ± 2.0"  # sample std
     assert mean_std([10.0], 1) == "10.0" and mean_std([], 1) == "-"
     recipe = [fake_cell("r", 1, 50.0), fake_cell("r", 2, 40.0), fake_cell("r", 3, 30.0)]

@@ -58,6 +58,8 @@ def paired_differences(cells: Cells, baseline: Cells) -> list[float]:
 
 def verdict(differences: list[float]) -> str:
     """What the seeds say: a change helps (or hurts) only if it does so in every seed."""
+    if not differences:
+        return "not measured"
     if len(differences) < 2:
         return "not enough seeds"
     if all(d < 0 for d in differences):
