@@ -46,8 +46,15 @@ def recipe_row(recipe: Recipe, cells: Cells, planned: int) -> list[str]:
         f"`{recipe.name}`",
         f"{len(cells)}/{planned}",
         *(mean_std(present(cells, read), decimals) for _, read, decimals in COLUMNS),
-        duration(statistics.mean(walls)) if walls else MISSING,
+        (duration(statistics.mean(walls)) + ("*" if any(map(shared_cores, cells)) else ""))
+        if walls
+        else MISSING,
     ]
+
+
+def shared_cores(cell: dict[str, Any]) -> bool:
+    """Whether other work ran beside the cell (load above its CPU count): a slower wall time."""
+    return cell.get("load_average_at_start", 0) > cell["cpus"]
 
 
 def paired_differences(cells: Cells, baseline: Cells) -> list[float]:
@@ -149,6 +156,9 @@ def render(plan: Plan, recipes: list[Recipe], cells: dict[str, Cells]) -> str:
         else "No ablation has cells yet.",
         "",
         provenance(cells),
+        "",
+        "\\* some of the recipe's cells started with a load average above the CPU count: "
+        "other work shared the cores, so the wall time is longer than the recipe alone takes.",
     ]
     if missing:
         parts += [
