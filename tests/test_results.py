@@ -85,7 +85,9 @@ def test_the_page_holds_every_recipe_its_ablation_and_the_missing_cells(tmp_path
     assert "| `base` | 2/2 | 66.0 ± 7.1 | 65.0 ± 7.1 | 0.500 ± 0.000 |" in page
     assert "| `change` | 1/2 | 51.0 | 50.0 |" in page
     assert page.count("| 1 min 00 s |") == 2  # the mean wall time; no cell shared its cores
-    cells["base"][1]["load_average_at_start"] = 2.5  # above its 2 CPUs
+    cells["base"][1]["load_average_at_start"] = 2.9  # its own work on 2 CPUs
+    assert "| 1 min 00 s* |" not in render(plan, list(plan.recipes.values()), cells)
+    cells["base"][1]["load_average_at_start"] = 3.1  # another job beside it
     assert "| 1 min 00 s* |" in render(plan, list(plan.recipes.values()), cells)
     assert "| `change` vs `base` | a new loss | 50.0 | 65.0 ± 7.1 | -10.0 | 1/1 |" in page
     assert "not enough seeds" in page
