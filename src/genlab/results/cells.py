@@ -140,7 +140,7 @@ def training_numbers(run_dir: Path) -> dict[str, Any]:
 def measure(cell: Cell, plan: Plan, results: Path) -> dict[str, Any]:
     """Run the cell (train, evaluate) and store its numbers; returns what it stored."""
     run_dir = cell.run_dir(plan.runs_dir)
-    load = os.getloadavg()[0]  # above the CPU count: other work shared the cores
+    load = os.getloadavg()[0]  # well above the CPU count: other work shared the cores
     resumed = train(cell, run_dir)
     scores = evaluate(cell, run_dir, plan.eval)
     code = Path(genlab.__file__).parent
@@ -170,11 +170,10 @@ def read_cells(
     results: Path, recipes: list[Recipe], seeds: tuple[int, ...]
 ) -> dict[str, list[dict[str, Any]]]:
     """The stored cells of each recipe, one per seed of `seeds` that has one, in seed order."""
+    files = {
+        recipe.name: [Cell(recipe, seed).file(results) for seed in seeds] for recipe in recipes
+    }
     return {
-        recipe.name: [
-            json.loads(Cell(recipe, seed).file(results).read_text())
-            for seed in seeds
-            if Cell(recipe, seed).file(results).is_file()
-        ]
-        for recipe in recipes
+        name: [json.loads(f.read_text()) for f in paths if f.is_file()]
+        for name, paths in files.items()
     }
