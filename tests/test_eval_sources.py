@@ -27,7 +27,7 @@ MakeEval = Callable[..., dict]
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One feature cache for the module: the 4,500 training digits are extracted once."""
+    """One feature cache for the module: the 4,000 training digits are extracted once."""
     return tmp_path_factory.mktemp("cache")
 
 

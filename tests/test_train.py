@@ -137,7 +137,7 @@ def test_the_seeds_56x56_generator_fails_before_training(make_config: MakeConfig
             "^trainr is not a top-level config key; the keys are task_name, ",
         ),
         ("model.loss=hing", ConfigError, "choose one of nonsaturating"),
-        ("data.batch_size=5000", DataError, "data.batch_size=5000 is larger than the 4500"),
+        ("data.batch_size=5000", DataError, "data.batch_size=5000 is larger than the 4000"),
         ("data.channels=3 metrics=none", DataError, "have 1 channel.*data.channels=3"),
         ("trainer.max_steps=0", ConfigError, "trainer.max_steps must be"),
         ("metrics.n_samples=0", ConfigError, "metrics.n_samples must be >= 2"),

@@ -43,7 +43,7 @@ def write_npz(path: Path, images: Tensor, labels: Tensor | None = None) -> Path:
 
 
 def digits(split: str, n: int | None = None) -> tuple[Tensor, Tensor]:
-    """The first `n` embedded MNIST digits of `split` (train: 4,500, test: 500), in [-1, 1],
+    """The first `n` embedded MNIST digits of `split` (train: 4,000, test: 500), in [-1, 1],
     and their labels; the splits of data=mnist_embedded."""
     datamodule = MNISTEmbeddedDataModule(data_dir="unused")
     return datamodule.real_images(split)[:n], datamodule.real_labels(split)[:n]

@@ -27,14 +27,17 @@ class ImageDataModule(pl.LightningDataModule):
     """Images and labels from `load_raw()`, split and served as `(images, labels)` batches.
 
     `train` is split into train/val by `val_fraction` with a generator seeded by
-    `split_seed`; `test` is the dataset's own test split where it has one, else the
-    validation split. Images are float32 (B, C, H, W) in [-1, 1], labels int64.
+    `split_seed`; `test` is the dataset's own test split where it has one, else a further
+    `test_fraction` held out of `train` the same way, which neither training nor checkpoint
+    selection (on `val`) ever sees. Images are float32 (B, C, H, W) in [-1, 1], labels int64.
 
     Args:
         data_dir: where the dataset's files live (the datasets read from disk).
         batch_size: images per batch; must not exceed the training split.
         num_workers: DataLoader worker processes (0 serves from the main process).
         val_fraction: share of the training split held out for validation, in (0, 1).
+        test_fraction: share of the training split held out as the test split when the
+            dataset has no test split of its own, in (0, 1); unused where it has one.
         split_seed: seeds the hold-out, so that it does not change with the run's seed.
         channels: image channels the run expects (1 grayscale, 3 RGB).
         image_size: height and width the run expects.
@@ -51,6 +54,7 @@ class ImageDataModule(pl.LightningDataModule):
         batch_size: int = 64,
         num_workers: int = 0,
         val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
         split_seed: int = 0,
         channels: int = 1,
         image_size: int = 28,
@@ -64,12 +68,19 @@ class ImageDataModule(pl.LightningDataModule):
             raise DataConfigError(
                 f"data.val_fraction must be between 0 and 1 (exclusive), got {val_fraction}"
             )
+        if not 0.0 < test_fraction < 1.0 or val_fraction + test_fraction >= 1.0:
+            raise DataConfigError(
+                "data.test_fraction must be between 0 and 1 (exclusive) and leave training "
+                f"images beside data.val_fraction, got test_fraction={test_fraction} with "
+                f"val_fraction={val_fraction}"
+            )
         if train_limit is not None and train_limit < 1:
             raise DataConfigError(f"data.train_limit must be >= 1 or null, got {train_limit}")
         self.data_dir = data_dir
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.val_fraction = val_fraction
+        self.test_fraction = test_fraction
         self.split_seed = split_seed
         self.channels = channels
         self.image_size = image_size
@@ -103,20 +114,25 @@ class ImageDataModule(pl.LightningDataModule):
         for split, (images, labels) in raw.items():
             self._check_split(split, images, labels)
         images, labels = raw["train"]
-        train_idx, val_idx = hold_out(len(images), self.val_fraction, self.split_seed)
+        test = raw.get("test")
+        train_idx, val_idx, test_idx = hold_out(
+            len(images), self.val_fraction, self.split_seed,
+            test_fraction=0.0 if test is not None else self.test_fraction,
+        )  # fmt: skip
         train_idx = train_idx[: self.train_limit]  # a random subset: hold_out shuffles
         if self.batch_size > len(train_idx):
             raise DataConfigError(
                 f"data.batch_size={self.batch_size} is larger than the {len(train_idx)} "
                 f"training images of {self.name} (after holding out {len(val_idx)} for "
-                "validation); lower data.batch_size"
+                f"validation and {len(test_idx)} for test); lower data.batch_size"
             )
         splits = {
             "train": (to_signed_unit(images[train_idx]), labels[train_idx]),
             "val": (to_signed_unit(images[val_idx]), labels[val_idx]),
         }
-        test = raw.get("test")
-        splits["test"] = (to_signed_unit(test[0]), test[1]) if test is not None else splits["val"]
+        if test is None:
+            test = (images[test_idx], labels[test_idx])
+        splits["test"] = (to_signed_unit(test[0]), test[1])
         self._splits = splits
 
     def _check_split(self, split: str, images: Tensor, labels: Tensor) -> None:

@@ -61,7 +61,8 @@ class ImageFolderDataModule(ImageDataModule):
 
     Every image is decoded once at setup into `channels` (1: L, 3: RGB) at
     `image_size` x `image_size`. Labels are class indices (see `find_images`), or -1
-    for a flat folder. There is no test split: `test` is the validation split.
+    for a flat folder. There is no test split: `test` is a further held-out share
+    (`test_fraction`).
 
     Args:
         path: the folder to read.

@@ -17,14 +17,20 @@ def to_signed_unit(images: Tensor) -> Tensor:
     return images.float().div_(127.5).sub_(1.0)
 
 
-def hold_out(n: int, fraction: float, seed: int) -> tuple[Tensor, Tensor]:
-    """(train, val) indices of a random split of `n` items; the same `seed` gives the same split.
+def hold_out(
+    n: int, val_fraction: float, seed: int, test_fraction: float = 0.0
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(train, val, test) indices of a random split of `n` items; the same `seed` gives the
+    same split. `test` is empty when `test_fraction` is 0.
 
+    Both fractions are of all `n` items. Validation takes the first items of one seeded
+    permutation and test the next ones, so adding a test split leaves validation unchanged.
     A generator of its own keeps the split independent of the run's global seed.
     """
-    n_val = max(1, round(n * fraction))
+    n_val = max(1, round(n * val_fraction))
+    n_test = max(1, round(n * test_fraction)) if test_fraction > 0 else 0
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    return order[n_val:], order[:n_val]
+    return order[n_val + n_test :], order[:n_val], order[n_val : n_val + n_test]
 
 
 class BatchTensorDataset(TensorDataset):

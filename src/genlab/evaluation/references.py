@@ -23,7 +23,7 @@ from genlab.metrics.moments import Moments
 from genlab.metrics.real_features import cached_image_features
 
 REFERENCE_KINDS = ("dataset", "folder", "array", "statistics")
-HELD_OUT_SPLIT = "test"  # the dataset's test split (its validation split where it has none)
+HELD_OUT_SPLIT = "test"  # the dataset's test split (a held-out share where it has none)
 
 
 @dataclass
