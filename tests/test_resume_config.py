@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from genlab.errors import ConfigError
-from genlab.resume import resumed_config
+from genlab.resume import restore_run_config, resumed_config
 from genlab.train import train
 from tests.helpers.runs import TINY_RUN_NO_METRICS, compose_config
 
@@ -157,3 +158,19 @@ def test_max_epochs_zero_fails_before_training(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"trainer\.max_epochs=0 trains nothing"):
         train(cfg)
     assert not (tmp_path / "checkpoints").exists()
+
+
+def test_an_override_equal_to_the_default_still_wins_over_the_checkpoint(tmp_path: Path) -> None:
+    """A run trained for 1 epoch, resumed with `trainer.max_epochs=25` (today's default): the
+    command line named the key, so the run goes on to 25 epochs instead of refusing."""
+    stored = compose_config("train", [*TINY, "trainer.max_epochs=1"], tmp_path / "first")
+    checkpoint = {"genlab_config": OmegaConf.to_container(stored, resolve=True)}
+    default_epochs = compose_config("train", [], tmp_path / "d").trainer.max_epochs
+    resumed = compose_config(
+        "train", [*TINY, f"trainer.max_epochs={default_epochs}", "ckpt_path=x"], tmp_path / "two"
+    )
+    restore_run_config(resumed, checkpoint)
+    assert resumed.trainer.max_epochs == default_epochs != 1
+    unnamed = compose_config("train", [*TINY[:1], "ckpt_path=x"], tmp_path / "three")
+    restore_run_config(unnamed, checkpoint)
+    assert unnamed.trainer.max_epochs == 1  # not named: the checkpoint's value

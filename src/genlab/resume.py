@@ -7,8 +7,9 @@ change on resume (SAFE_ON_RESUME: epochs and steps, devices, logging, precision 
 mixed and full, callbacks without state, paths). A change to anything else would train a
 different run on top of the checkpoint's state, so it fails in one line naming the key,
 its stored value and the requested one. What the command line requested is what it
-changed against the composed defaults, so a group choice (`model=vae`) and a single key
-(`model.loss=hinge`) are judged alike.
+changed against the composed defaults, plus every key it named explicitly (an override
+equal to today's default, `trainer.max_epochs=25`, still wins over the checkpoint's 10), so
+a group choice (`model=vae`) and a single key (`model.loss=hinge`) are judged alike.
 
 The run's own directory, `paths`, and keys that genlab gained after the checkpoint was
 written (top-level keys and callbacks) come from the current run. `.hydra/config.yaml`
@@ -24,6 +25,7 @@ from typing import Any
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
@@ -84,13 +86,33 @@ def composed_defaults() -> DictConfig:
         return compose(config_name=name or "train", overrides=[])
 
 
+def named_keys(cfg: DictConfig) -> set[str]:
+    """Every key under what the command line named (`trainer.max_epochs=25`, `model=vae`,
+    `model/net@model.generator=dcgan`), whether or not it equals the default. Groups whose
+    keys live elsewhere (`experiment=...`) and Hydra's own keys name none."""
+    if not HydraConfig.initialized():
+        return set()
+    given = leaves(OmegaConf.to_container(cfg, resolve=False))
+    keys: set[str] = set()
+    for override in OverridesParser.create().parse_overrides(
+        list(HydraConfig.get().overrides.task)
+    ):
+        node = override.package or override.key_or_group.replace("/", ".")
+        if override.is_delete() or under(node, ("hydra",)):
+            continue  # a deletion differs from the defaults: requested_keys finds it
+        keys |= {key for key in given if under(key, (node,))}
+    return keys
+
+
 def requested_keys(cfg: DictConfig) -> set[str]:
     """The keys the command line changed: where `cfg` differs from the composed defaults,
-    compared before interpolation, so a key that follows another (`${seed}`) is not one."""
+    compared before interpolation, so a key that follows another (`${seed}`) is not one,
+    and every key it named explicitly."""
     given = leaves(OmegaConf.to_container(cfg, resolve=False))
     defaults = leaves(OmegaConf.to_container(composed_defaults(), resolve=False))
     keys = given.keys() | defaults.keys()
-    return {key for key in keys if given.get(key, ABSENT) != defaults.get(key, ABSENT)}
+    changed = {key for key in keys if given.get(key, ABSENT) != defaults.get(key, ABSENT)}
+    return changed | named_keys(cfg)
 
 
 def moved(value: Any, old_paths: dict[str, str], new_paths: dict[str, str]) -> Any:
