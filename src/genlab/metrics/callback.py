@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import math
+import time
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -28,6 +30,10 @@ class GenerativeMetrics(pl.Callback):
     epochs (skipped epochs keep the last value for ranking checkpoints, and log nothing).
     Generation uses `pl_module.generate` (with `callbacks=ema`, the averaged weights are in
     place while validation runs).
+
+    Beside each FID it logs `val/train_seconds`: the fit's wall seconds so far (summed over
+    the starts of a resumed run) less the time spent measuring these metrics, so that FID can
+    be read against training time (time-to-FID) whatever the cost of measuring it.
     """
 
     def __init__(
@@ -62,6 +68,9 @@ class GenerativeMetrics(pl.Callback):
         self.compute_is = compute_is
         self.seed = seed
         self.suite: MetricSuite | None = None
+        self.seconds_before_this_start = 0.0  # training seconds of a resumed run's earlier starts
+        self.started = time.monotonic()
+        self.measuring_seconds = 0.0  # spent in this callback since `started`
 
     def name(self, metric: str) -> str:
         """`val/fid` for Inception (the standard), `val/fid_<extractor>` otherwise."""
@@ -78,7 +87,10 @@ class GenerativeMetrics(pl.Callback):
 
     def logged_metrics(self) -> frozenset[str]:
         """The names `on_validation_epoch_end` logs."""
-        names = {self.name("fid"), self.name("kid"), self.name("kid_std"), "val/n_samples"}
+        names = {
+            self.name("fid"), self.name("kid"), self.name("kid_std"), "val/n_samples",
+            "val/train_seconds",
+        }  # fmt: skip
         if self.compute_is:
             names.add(self.name("is"))
         return frozenset(names)
@@ -91,7 +103,19 @@ class GenerativeMetrics(pl.Callback):
                 f"{tuple(image_shape)}; use metrics=fid_inception or metrics=none"
             )
 
+    def train_seconds(self) -> float:
+        """Wall seconds of training so far, the time spent measuring left out."""
+        elapsed = time.monotonic() - self.started - self.measuring_seconds
+        return self.seconds_before_this_start + elapsed
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"train_seconds": self.train_seconds()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.seconds_before_this_start = float(state_dict.get("train_seconds", 0.0))
+
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.started, self.measuring_seconds = time.monotonic(), 0.0
         extractor = build_extractor(self.extractor_name, **self.extractor_kwargs)
         extractor.to(pl_module.device)
         real = real_features(
@@ -124,6 +148,7 @@ class GenerativeMetrics(pl.Callback):
         if not self.due(trainer):
             return
         assert self.suite is not None, "on_fit_start builds the metric suite"
+        measuring_since, train_seconds = time.monotonic(), self.train_seconds()
         per_rank = math.ceil(self.n_samples / trainer.world_size)
         generator = torch.Generator().manual_seed(
             self.seed + 7919 * trainer.current_epoch + trainer.global_rank
@@ -157,7 +182,9 @@ class GenerativeMetrics(pl.Callback):
             self.name("kid"): results["kid_mean"],
             self.name("kid_std"): results["kid_std"],
             "val/n_samples": float(per_rank * trainer.world_size),
+            "val/train_seconds": train_seconds,
         }
         if self.compute_is:
             logged[self.name("is")] = results["is_mean"]
         pl_module.log_dict(logged, sync_dist=False)
+        self.measuring_seconds += time.monotonic() - measuring_since
