@@ -14,11 +14,13 @@ import yaml
 
 from genlab.config.paths import config_dir
 from genlab.errors import ConfigError
-from genlab.report.runs import read_metrics
+from genlab.report.runs import Series, read_metrics
 from genlab.results import cells as cells_module
-from genlab.results.cells import Cell, read_cells
+from genlab.results import page
+from genlab.results.cells import Cell, fid_curve
 from genlab.results.plan import Plan, Recipe, load_plan
-from genlab.results.table import mean_std, paired_differences, render, verdict
+from genlab.results.table import fid_at, mean_std, render
+from genlab.results.verdicts import compare, paired_differences
 from genlab.utils.git import has_uncommitted_changes
 from tests.helpers.cli import BIN, run
 from tests.helpers.runs import TINY_RUN
@@ -31,12 +33,33 @@ def write_plan(path: Path, **plan: object) -> Path:
     return path
 
 
-def fake_cell(recipe: str, seed: int, fid: float, commit: str = "abcdef0123") -> dict:
+def fake_cell(
+    recipe: str, seed: int, fid: float | list[float], commit: str = "abcdef0123", **extra: object
+) -> dict:
+    """A stored cell whose final weights scored `fid` (a list: one value per latent seed)."""
+    per_latent = fid if isinstance(fid, list) else [fid]
+    mean = sum(per_latent) / len(per_latent)
+    final = {
+        "fid": mean,
+        "precision": 0.5,
+        "recall": 0.25,
+        "density": 1.0,
+        "coverage": 0.75,
+        "sampling_images_per_second": 1000.0,
+        "repeats": len(per_latent),
+    }
+    if len(per_latent) > 1:
+        final["per_seed"] = {"seed": list(range(len(per_latent))), "fid": per_latent}
     return {
         "recipe": recipe, "seed": seed, "commit": commit, "uncommitted_changes": False,
-        "cpus": 2, "train": {"best_val_fid": fid + 1, "wall_seconds": 60.0},
-        "eval": {"fid": fid, "precision": 0.5, "recall": 0.25, "density": 1.0,
-                 "coverage": 0.75, "sampling_images_per_second": 1000.0},
+        "cpus": 2, "load_average_at_start": 1.0,
+        "train": {"best_val_fid": mean + 1, "wall_seconds": 60.0, "batches": 500,
+                  "batch_size": 64, "train_images": 4000,
+                  "curve": {"train_seconds": [30.0, 90.0, 200.0],
+                            "fid": [mean + 9, mean + 3, mean + 1]}},
+        "final": final,
+        "best": {"fid": mean - 1},
+        **extra,
     }  # fmt: skip
 
 
@@ -50,6 +73,8 @@ def test_a_plan_mistake_is_one_error_that_names_the_key(tmp_path: Path) -> None:
         ({"seeds": [1], "recipes": {"a": {"train": "model=gan"}}}, "a.train must be a list"),
         ({"seeds": [1], "recipes": {"a": {"train": [], "baseline": "b"}}},
          "its baseline b is not a recipe"),
+        ({**good, "budgets_minutes": [2, -1]}, "budgets_minutes must be a list of positive"),
+        ({**good, "floor": "experiment=quickstart"}, "floor must be a list of Hydra overrides"),
     ]  # fmt: skip
     for plan, message in cases:
         with pytest.raises(ConfigError, match=re.escape(message)):
@@ -60,39 +85,96 @@ def test_a_plan_mistake_is_one_error_that_names_the_key(tmp_path: Path) -> None:
         load_plan(tmp_path / "missing.yaml")
 
 
-def test_a_change_helps_only_when_it_is_lower_in_every_seed() -> None:
-    assert verdict([-3.0, -1.0, -0.5]) == "helps (lower in every seed)"
-    assert verdict([2.0, 0.1]) == "hurts (higher in every seed)"
-    assert verdict([-3.0, 1.0]) == "no consistent difference"
-    assert verdict([-3.0]) == "not enough seeds" and verdict([]) == "not measured"
+def test_a_verdict_needs_an_interval_that_excludes_zero() -> None:
+    """Synthetic cells whose answer is known. A change 5 lower in every seed helps; one that
+    is higher in every seed but by amounts as spread as EMA's (+3.0 +- 2.9 was called
+    "hurts") is no detectable difference; one seed decides nothing."""
+    base = [fake_cell("b", seed, 80.0) for seed in (1, 2, 3)]
+    helps = [fake_cell("r", s, 80.0 + d) for s, d in ((1, -5.1), (2, -4.9), (3, -5.0))]
+    comparison = compare(helps, base)
+    assert comparison.verdict == "helps" and comparison.high < 0
+    assert comparison.mean == pytest.approx(-5.0)
+    # t(0.975, 2) = 4.303: the interval's half width is 4.303 * sd / sqrt(3)
+    assert comparison.high - comparison.mean == pytest.approx(4.303 * 0.1 / 3**0.5, rel=1e-3)
+    hurts = [fake_cell("r", s, 80.0 + d) for s, d in ((1, 8.0), (2, 8.5), (3, 7.5))]
+    assert compare(hurts, base).verdict == "hurts"
+    noisy = [fake_cell("r", s, 80.0 + d) for s, d in ((1, 0.2), (2, 3.0), (3, 5.8))]
+    assert compare(noisy, base).verdict == "no detectable difference at this budget"
+    assert compare(noisy[:1], base).verdict == "not enough seeds"
+    assert compare([], base).verdict == "not measured"
+    # For a score where higher is better, a positive difference is the improvement.
+    for cell, precision in zip(helps, (0.7, 0.71, 0.69), strict=True):
+        cell["final"]["precision"] = precision
+    assert compare(helps, base, key="precision").verdict == "helps"
+
+
+def test_differences_pair_training_seeds_and_latent_seeds() -> None:
+    recipe = [fake_cell("r", 1, [50.0, 60.0]), fake_cell("r", 2, 40.0), fake_cell("r", 3, 30.0)]
+    baseline = [fake_cell("b", 1, [55.0, 58.0]), fake_cell("b", 3, 20.0)]  # seed 2: unpaired
+    assert paired_differences(recipe, baseline) == [pytest.approx(-1.5), 10.0]
+    # latent seed 1 is missing from one side: only latent seed 0 pairs
+    baseline[0]["final"]["per_seed"] = {"seed": [0, 7], "fid": [55.0, 58.0]}
+    assert paired_differences(recipe, baseline) == [-5.0, 10.0]
     assert mean_std([10.0, 12.0, 14.0], 1) == "12.0 ± 2.0"  # sample std
     assert mean_std([10.0], 1) == "10.0" and mean_std([], 1) == "-"
-    recipe = [fake_cell("r", 1, 50.0), fake_cell("r", 2, 40.0), fake_cell("r", 3, 30.0)]
-    baseline = [fake_cell("b", 1, 55.0), fake_cell("b", 3, 20.0)]  # seed 2 missing: unpaired
-    assert paired_differences(recipe, baseline) == [-5.0, 10.0]
 
 
-def test_the_page_holds_every_recipe_its_ablation_and_the_missing_cells(tmp_path: Path) -> None:
+def test_fid_at_a_budget_is_the_last_value_within_it() -> None:
+    cell = fake_cell("r", 1, 50.0)  # curve: 59 at 30 s, 53 at 90 s, 51 at 200 s
+    assert fid_at(cell, 60.0) == (59.0, False)
+    assert fid_at(cell, 120.0) == (53.0, False)
+    assert fid_at(cell, 900.0) == (51.0, True)  # ended before 15 min: its last value, marked
+    assert fid_at(cell, 10.0) == (None, False)
+    assert fid_at({"train": {}}, 60.0) == (None, False)
+    fid = Series(steps=[10, 20, 30], values=[9.0, 8.0, 7.0])
+    seconds = Series(steps=[10, 30], values=[1.5, 4.5])  # step 20 logged no time
+    assert fid_curve(fid, seconds) == {"train_seconds": [1.5, 4.5], "fid": [9.0, 7.0]}
+
+
+def test_the_page_holds_the_floor_every_recipe_its_ablation_and_the_missing_cells(
+    tmp_path: Path,
+) -> None:
     plan = Plan(tmp_path / "results.yaml", (1, 2), tmp_path, (), {
         "base": Recipe("base", ("model=gan",)),
         "change": Recipe("change", ("model=gan",), "base", "a new loss"),
-    })  # fmt: skip
+    }, budgets_minutes=(1.0, 5.0), floor=("experiment=quickstart",))  # fmt: skip
     cells = {
         "base": [fake_cell("base", 1, 60.0), fake_cell("base", 2, 70.0)],
         "change": [fake_cell("change", 1, 50.0, commit="1234567890")],
     }
-    page = render(plan, list(plan.recipes.values()), cells)
-    assert "| `base` | 2/2 | 66.0 ± 7.1 | 65.0 ± 7.1 | 0.500 ± 0.000 |" in page
-    assert "| `change` | 1/2 | 51.0 | 50.0 |" in page
-    assert page.count("| 1 min 00 s |") == 2  # the mean wall time; no cell shared its cores
+    floor = {"train_images": 4000, "scores": {"fid": 1.234, "fid_seeds_std": 0.05}}
+    page_text = render(plan, list(plan.recipes.values()), cells, floor, "p.png")
+    assert "| real training images (floor, 4,000) | - | 1.2 ± 0.1 | - |" in page_text
+    # final and best-on-validation test FID, KID (absent: -), precision, ...
+    assert "| `base` | 2/2 | 65.0 ± 7.1 | 64.0 ± 7.1 | - | 0.500 ± 0.000 |" in page_text
+    assert "| `change` | 1/2 | 50.0 | 49.0 |" in page_text
+    assert "| 500 ± 0 | 1 min 00 s |" in page_text  # batches and the mean wall time
+    assert "| 500 | 1 min 00 s |" in page_text  # one seed: its value
+    # at 1 min: 69 and 79 (their values at 30 s); at 5 min: their last, the runs ended at 200 s
+    assert "| `base` | one pass | 74.0 ± 7.1 | 66.0 ± 7.1 † |" in page_text
+    assert "![validation FID against training time](p.png)" in page_text
+    assert (
+        "| `change` vs `base` | a new loss | 500 batches of 64 on 4,000 images, 1 min 00 s"
+        in page_text
+    )
+    assert "| -10.0 | - | 1 | not enough seeds |" in page_text
+    assert "Commits: 12345678, abcdef01; CPUs: 2." in page_text
+    assert page_text.endswith("- `change`: seed 2\n")  # what `make results` runs next
+
     cells["base"][1]["load_average_at_start"] = 2.9  # its own work on 2 CPUs
-    assert "| 1 min 00 s* |" not in render(plan, list(plan.recipes.values()), cells)
+    assert "1 min 00 s* |" not in render(plan, list(plan.recipes.values()), cells)
     cells["base"][1]["load_average_at_start"] = 3.1  # another job beside it
-    assert "| 1 min 00 s* |" in render(plan, list(plan.recipes.values()), cells)
-    assert "| `change` vs `base` | a new loss | 50.0 | 65.0 ± 7.1 | -10.0 | 1/1 |" in page
-    assert "not enough seeds" in page
-    assert "Commits: 12345678, abcdef01; CPUs: 2." in page
-    assert page.endswith("- `change`: seed 2\n")  # what `make results` runs next
+    loaded = render(plan, list(plan.recipes.values()), cells)
+    assert "| 1 min 00 s* |" in loaded and "- `base` seed 2 (load average 3.1 on 2 CPUs)" in loaded
+    cells["change"].append(fake_cell("change", 2, 61.0))
+    assert "| 1 (1 under load left out) | not enough seeds |" in render(
+        plan, list(plan.recipes.values()), cells
+    )  # the cell under load enters no verdict
+
+    old = {"recipe": "base", "seed": 1, "commit": None, "cpus": 2, "train": {}, "final": {}}
+    assert "| `base` | 1/2 | - | - | - |" in render(
+        plan, list(plan.recipes.values()), {"base": [old], "change": []}
+    )  # a cell stored before these keys existed shows -
 
 
 def test_an_interrupted_training_resumes_in_place_and_a_completed_one_is_not_rerun(
@@ -123,55 +205,65 @@ def test_make_results_runs_only_the_missing_cells_and_writes_the_page_from_them(
     tmp_path: Path,
 ) -> None:
     cache = f"paths.cache_dir={tmp_path / 'cache'}"
-    tiny = ["experiment=quickstart", *TINY_RUN, cache]
+    tiny = ["experiment=quickstart", *TINY_RUN, "trainer.max_epochs=2", cache]
     plan = write_plan(
         tmp_path / "plan.yaml", seeds=[1, 2], runs_dir=str(tmp_path / "runs"),
-        eval=["metrics.n_samples=100", "memorization.enabled=false", cache],
+        eval=["metrics.n_samples=100", "repeats=2", "memorization.enabled=false", cache],
+        budgets_minutes=[2], floor=["experiment=quickstart", cache],
         recipes={"tiny": {"train": tiny},
                  "tiny_lsgan": {"train": [*tiny, "model.loss=lsgan"], "baseline": "tiny"}},
     )  # fmt: skip
-    results, page = tmp_path / "results", tmp_path / "results.md"
+    results, docs = tmp_path / "results", tmp_path / "results.md"
     command = [str(BIN / "genlab-results"), "--plan", str(plan), "--results", str(results),
-               "--docs", str(page), "--only", "tiny"]  # fmt: skip
+               "--docs", str(docs), "--only", "tiny"]  # fmt: skip
     first = run(command, cwd=tmp_path)
     assert "[2/2] tiny seed 2" in first.stdout
 
+    floor = json.loads((results / "floor.json").read_text())
+    assert floor["train_images"] == 4000 and floor["scores"]["source_kind"] != "checkpoint"
+    assert floor["scores"]["real_split"] == "test" and floor["scores"]["repeats"] == 2
     stored = [json.loads((results / "tiny" / f"{seed}.json").read_text()) for seed in (1, 2)]
     for seed, cell in zip((1, 2), stored, strict=True):
         run_dir = tmp_path / "runs" / "tiny" / str(seed)
         assert cell["seed"] == cell["config"]["seed"] == seed  # the seed reached the run
-        assert cell["config"]["trainer"]["max_epochs"] == 1  # the resolved config it ran
+        assert cell["config"]["trainer"]["max_epochs"] == 2  # the resolved config it ran
         assert len(cell["commit"]) == 40
-        fids = read_metrics(run_dir / "csv" / "metrics.csv")["val/fid_lenet"].values
+        logged = read_metrics(run_dir / "csv" / "metrics.csv")
+        fids = logged["val/fid_lenet"].values
         assert cell["train"]["best_val_fid"] == min(fids)
-        scores = json.loads((run_dir / "eval" / "metrics.json").read_text())
-        assert cell["eval"]["fid"] == scores["fid"] > 0 and scores["n_samples"] == 100
-        assert scores["real_split"] == "test"
-    assert stored[0]["eval"]["fid"] != stored[1]["eval"]["fid"]  # two seeds, two runs
+        assert cell["train"]["curve"]["fid"] == fids  # with the seconds logged beside each
+        assert cell["train"]["curve"]["train_seconds"] == logged["val/train_seconds"].values
+        assert cell["train"]["batches"] == 2 * 3 and cell["train"]["train_images"] == 4000
+        for which, ckpt in (("final", "last.ckpt"), ("best", "best.ckpt")):
+            scores = json.loads((run_dir / f"eval_{which}" / "metrics.json").read_text())
+            assert cell[which] == scores  # the whole metrics.json
+            assert scores["checkpoint"].endswith(ckpt) and scores["real_split"] == "test"
+            assert scores["n_samples"] == 100 and scores["per_seed"]["seed"] == [0, 1]
+    assert stored[0]["final"]["fid"] != stored[1]["final"]["fid"]  # two seeds, two runs
 
-    recipes = list(load_plan(plan).recipes.values())
-    expected = render(load_plan(plan), recipes, read_cells(results, recipes, (1, 2)))
-    assert page.read_text() == expected
+    expected, _ = page(load_plan(plan), list(load_plan(plan).recipes.values()), results, docs)
+    assert docs.read_text() == expected
     assert "- `tiny_lsgan`: seed 1, 2" in expected  # listed, not run: --only tiny
+    assert (tmp_path / "results_time_to_fid.png").stat().st_size > 10_000
 
     # One lost cell: only it runs again, and its finished training is not repeated.
     train_log = tmp_path / "runs" / "tiny" / "2.train.log"
     trained = train_log.stat().st_mtime_ns
     (results / "tiny" / "2.json").unlink()
     again = run(command, cwd=tmp_path)
-    assert "[1/1] tiny seed 2" in again.stdout
+    assert "[1/1] tiny seed 2" in again.stdout and "floor" not in again.stdout
     assert train_log.stat().st_mtime_ns == trained
-    assert json.loads((results / "tiny" / "2.json").read_text())["eval"]["fid"] == pytest.approx(
-        stored[1]["eval"]["fid"]
-    )  # the same checkpoint and seed: the same score
+    assert json.loads((results / "tiny" / "2.json").read_text())["final"]["fid"] == pytest.approx(
+        stored[1]["final"]["fid"]
+    )  # the same checkpoint and latent seeds: the same score
     assert "0 cell(s) measured" in run(command, cwd=tmp_path).stdout
 
 
 def test_docs_results_md_is_what_genlab_results_generates_from_results() -> None:
     plan = load_plan(config_dir() / "results.yaml")
-    recipes = list(plan.recipes.values())
-    expected = render(plan, recipes, read_cells(REPO / "results", recipes, plan.seeds))
-    assert (REPO / "docs" / "results.md").read_text() == expected
+    docs = REPO / "docs" / "results.md"
+    expected, _ = page(plan, list(plan.recipes.values()), REPO / "results", docs)
+    assert docs.read_text() == expected
 
 
 def test_a_cell_is_flagged_only_for_changed_code_not_for_the_page_it_rewrites(

@@ -16,29 +16,11 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from genlab.evaluation.metric_registry import METRICS
 from genlab.utils.files import write_atomically
 
-# (results key, column header) in table order; lower is better for the distances
-COLUMNS = (
-    ("n_samples", "n"),
-    ("fid", "FID"),
-    ("kid_mean", "KID"),
-    ("is_mean", "IS"),
-    ("precision", "precision"),
-    ("recall", "recall"),
-    ("density", "density"),
-    ("coverage", "coverage"),
-    ("intra_fid_mean", "intra-FID"),
-    ("class_accuracy", "class acc."),
-    ("cas_accuracy", "CAS"),
-    ("cas_real_accuracy", "real-trained acc."),
-    ("augmented_accuracy", "real+gen acc."),
-    ("real_only_accuracy", "real-only acc."),
-    ("copied_fraction", "copied"),
-    ("authenticity", "authenticity"),
-    ("nn_pixel_distance_median", "NN pixel dist."),
-    ("nn_feature_distance_median", "NN feature dist."),
-)
+# (results key, column header) in table order: the registry's columns
+COLUMNS = tuple((m.key, m.header) for m in METRICS if m.column)
 # Properties of the reference, the same in every row: stated above the Markdown table.
 BASELINES = (
     ("copied_fraction_heldout", "copied"),

@@ -19,16 +19,14 @@ from torch import Tensor
 
 from genlab.evaluation.conditional import conditional_scores
 from genlab.evaluation.image_files import ImageSet, signed_unit
+from genlab.evaluation.metric_registry import METRICS
 from genlab.evaluation.references import Reference
 from genlab.metrics.density_coverage import density_coverage
 from genlab.metrics.precision_recall import precision_recall
 from genlab.metrics.suite import Extracted, MetricSuite
 
 #: the metrics of one sample set that `repeats` reports as mean and standard deviation
-SAMPLE_METRICS = (
-    "fid", "kid_mean", "kid_std", "is_mean", "is_std", "precision", "recall", "density",
-    "coverage", "intra_fid_mean", "class_accuracy",
-)  # fmt: skip
+SAMPLE_METRICS = tuple(m.key for m in METRICS if m.per_seed)
 
 
 @dataclass

@@ -1,9 +1,11 @@
 """genlab-results (`make results`): the results table, measured and written by one command.
 
 Every recipe of the plan (conf/results.yaml) x every seed is one cell: trained by genlab-train,
-scored by genlab-eval against the test split, stored as results/<recipe>/<seed>.json. Only
-missing cells run, so an interrupted `make results` goes on where it stopped; after each cell
-docs/results.md is generated again from all stored cells.
+its final and best-on-validation weights scored by genlab-eval against the held-out test split,
+stored as results/<recipe>/<seed>.json; the floor row (real training images scored the same
+way) is results/floor.json. Only missing cells run, so an interrupted `make results` goes on
+where it stopped; after each cell docs/results.md (and its time-to-FID picture) is generated
+again from all stored cells.
 """
 
 from __future__ import annotations
@@ -16,14 +18,40 @@ from rich.console import Console
 
 from genlab.config.paths import config_dir
 from genlab.errors import user_errors_reported
-from genlab.results.cells import CellFailed, measure, missing_cells, read_cells
+from genlab.results.cells import (
+    FLOOR_FILE,
+    CellFailed,
+    measure,
+    measure_floor,
+    missing_cells,
+    read_cells,
+    read_floor,
+)
 from genlab.results.plan import Plan, Recipe, load_plan
-from genlab.results.table import render
+from genlab.results.plots import drawable, plot_time_to_fid
+from genlab.results.table import Cells, render
+
+
+def picture_path(docs: Path) -> Path:
+    """The time-to-FID picture, beside the page that shows it."""
+    return docs.with_name(f"{docs.stem}_time_to_fid.png")
+
+
+def page(
+    plan: Plan, recipes: list[Recipe], results: Path, docs: Path
+) -> tuple[str, dict[str, Cells]]:
+    """(the page's text, the cells it was made from)."""
+    cells = read_cells(results, recipes, plan.seeds)
+    picture = picture_path(docs).name if drawable(cells) else None
+    return render(plan, recipes, cells, read_floor(results), picture), cells
 
 
 def write_page(plan: Plan, recipes: list[Recipe], results: Path, docs: Path) -> None:
+    """docs/results.md and, beside it, the time-to-FID picture it shows."""
     docs.parent.mkdir(parents=True, exist_ok=True)
-    docs.write_text(render(plan, recipes, read_cells(results, recipes, plan.seeds)))
+    text, cells = page(plan, recipes, results, docs)
+    plot_time_to_fid(cells, picture_path(docs))
+    docs.write_text(text)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -84,6 +112,14 @@ def main(argv: list[str] | None = None) -> None:
                 console.print(cell.label, highlight=False)
             return
         failed = []
+        floor_missing = plan.floor is not None and not (args.results / FLOOR_FILE).is_file()
+        if floor_missing and not args.render_only:
+            console.print("floor: the real training images, scored as samples are")
+            try:
+                measure_floor(plan, args.results)
+            except CellFailed as err:
+                failed.append("floor")
+                console.print(f"failed: {err}", highlight=False)
         for number, cell in enumerate(todo, start=1):
             console.print(f"[{number}/{len(todo)}] {cell.label}", highlight=False)
             try:
@@ -92,9 +128,11 @@ def main(argv: list[str] | None = None) -> None:
                 failed.append(cell)
                 console.print(f"failed: {err}", highlight=False)
             write_page(plan, every, args.results, args.docs)
-        write_page(plan, every, args.results, args.docs)
+        if not todo:
+            write_page(plan, every, args.results, args.docs)
         console.print(
-            f"{args.docs}: {len(todo) - len(failed)} cell(s) measured, {len(failed)} failed",
+            f"{args.docs}: {len(todo) + ('floor' in failed) - len(failed)} cell(s) measured, "
+            f"{len(failed)} failed",
             highlight=False,
         )
     if failed:

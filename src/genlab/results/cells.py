@@ -1,8 +1,16 @@
 """One cell of the results table: a recipe trained with one seed, then scored by genlab-eval.
 
+A cell scores its final weights (last.ckpt) and, as a second labelled number, the checkpoint
+chosen on validation FID (best.ckpt), both against the held-out test split with the plan's
+genlab-eval settings (the same latent seeds for every recipe and seed). It keeps the whole
+metrics.json of each, the validation FID curve against training seconds (time-to-FID) and the
+regime it trained in (batches, training images, wall time).
+
 A cell's numbers are stored as `results/<recipe>/<seed>.json` with the commit and the resolved
 config that produced them. Its runs go to `<runs_dir>/<recipe>/<seed>/` (training) and its
-`eval/` subfolder; a cell whose training was interrupted resumes from its own last.ckpt.
+`eval_final/` and `eval_best/` subfolders; a cell whose training was interrupted resumes from
+its own last.ckpt. The floor row (real training images scored as samples are) is
+`results/floor.json`.
 """
 
 from __future__ import annotations
@@ -17,30 +25,26 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import OmegaConf
 
 import genlab
+from genlab.checkpoints import read_checkpoint, run_datamodule
+from genlab.compat import checkpoint_batches_that_stepped
+from genlab.config.compose import compose_config
 from genlab.config.paths import config_dir
-from genlab.report.runs import read_job
+from genlab.report.runs import Series, read_job
 from genlab.results.plan import Plan, Recipe
 from genlab.runs.result import read_result
 from genlab.runs.run_dir_check import holds_a_run
+from genlab.sample import write_npz
 from genlab.utils.files import write_atomically
 from genlab.utils.git import git_commit, has_uncommitted_changes
 
-# What a cell keeps of genlab-eval's metrics.json (one checkpoint source).
-EVAL_KEYS = (
-    "fid",
-    "kid_mean",
-    "precision",
-    "recall",
-    "density",
-    "coverage",
-    "sampling_images_per_second",
-    "nfe",
-    "n_samples",
-)
 # Training overrides of every cell: a CSV log the cell reads, no console progress bar.
 CELL_TRAIN_OVERRIDES = ("logger=csv", "callbacks.progress_bar=null")
+TRAIN_SECONDS = "val/train_seconds"  # logged beside every validation FID
+FLOOR_FILE = "floor.json"
 
 
 @dataclass(frozen=True)
@@ -104,25 +108,62 @@ def train(cell: Cell, run_dir: Path) -> bool:
     return resumed
 
 
-def evaluate(cell: Cell, run_dir: Path, eval_overrides: tuple[str, ...]) -> dict[str, Any]:
-    """genlab-eval of the run's best checkpoint (else its last) against the test split."""
-    checkpoints = run_dir / "checkpoints"
-    ckpt = next(
-        (p for p in (checkpoints / "best.ckpt", checkpoints / "last.ckpt") if p.is_file()), None
-    )
-    if ckpt is None:
-        raise CellFailed(f"{cell.label}: training left no checkpoint in {checkpoints}")
-    eval_dir = run_dir / "eval"
+def evaluate(
+    label: str, sources: list[str], eval_dir: Path, eval_overrides: tuple[str, ...], log: Path
+) -> dict[str, Any]:
+    """genlab-eval of `sources` (its overrides naming a checkpoint or sample files) against
+    the test split into `eval_dir`; its whole metrics.json."""
     shutil.rmtree(eval_dir, ignore_errors=True)  # an interrupted evaluation: run it again
     overrides = [
-        f"ckpt_path={ckpt}",
+        *sources,
         *eval_overrides,
         f"hydra.run.dir={eval_dir}",
         f"out_file={eval_dir / 'metrics.json'}",
     ]
-    run_logged(genlab_command("genlab.eval", overrides), run_dir.parent / f"{cell.seed}.eval.log")
-    scores = json.loads((eval_dir / "metrics.json").read_text())
-    return {"checkpoint": ckpt.name, **{key: scores.get(key) for key in EVAL_KEYS}}
+    run_logged(genlab_command("genlab.eval", overrides), log)
+    try:
+        return json.loads((eval_dir / "metrics.json").read_text())
+    except (OSError, ValueError) as err:
+        raise CellFailed(f"{label}: genlab-eval wrote no readable metrics.json: {err}") from None
+
+
+def score_checkpoints(
+    cell: Cell, run_dir: Path, eval_overrides: tuple[str, ...]
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(scores of the final weights, scores of best.ckpt or None when the run ranked none)."""
+    checkpoints = run_dir / "checkpoints"
+    if not (checkpoints / "last.ckpt").is_file():
+        raise CellFailed(f"{cell.label}: training left no last.ckpt in {checkpoints}")
+    scores: dict[str, dict[str, Any] | None] = {"best": None}
+    for which, name in (("final", "last.ckpt"), ("best", "best.ckpt")):
+        ckpt = checkpoints / name
+        if ckpt.is_file():
+            log = run_dir.parent / f"{cell.seed}.eval_{which}.log"
+            eval_dir = run_dir / f"eval_{which}"
+            sources = [f"ckpt_path={ckpt}"]
+            scores[which] = evaluate(cell.label, sources, eval_dir, eval_overrides, log)
+    return scores["final"], scores["best"]
+
+
+def fid_curve(fid: Series | None, seconds: Series | None) -> dict[str, list[float]]:
+    """Validation FID against training seconds, from the rows that logged both."""
+    if fid is None or seconds is None:
+        return {"train_seconds": [], "fid": []}
+    at_step = dict(zip(seconds.steps, seconds.values, strict=True))
+    points = [(at_step[s], v) for s, v in zip(fid.steps, fid.values, strict=True) if s in at_step]
+    return {"train_seconds": [t for t, _ in points], "fid": [v for _, v in points]}
+
+
+def regime(run_dir: Path) -> dict[str, Any]:
+    """What the run trained on and for how long: batches, epochs, training images, batch size."""
+    checkpoint = read_checkpoint(run_dir / "checkpoints" / "last.ckpt")
+    config = OmegaConf.create(checkpoint["genlab_config"])
+    return {
+        "batches": checkpoint_batches_that_stepped(checkpoint),
+        "epochs": checkpoint["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"],
+        "batch_size": config.data.batch_size,
+        "train_images": len(run_datamodule(config).real_images("train")),
+    }
 
 
 def training_numbers(run_dir: Path) -> dict[str, Any]:
@@ -134,35 +175,74 @@ def training_numbers(run_dir: Path) -> dict[str, Any]:
         "best_val_fid": job.best_fid(),
         "last_val_fid": job.last_fid(),
         "wall_seconds": job.wall_seconds,
+        "curve": fid_curve(job.fid, job.metrics.get(TRAIN_SECONDS)),
+        **regime(run_dir),
     }
+
+
+def provenance() -> dict[str, Any]:
+    """The code that produced the numbers and the machine they were measured on."""
+    code = Path(genlab.__file__).parent
+    return {
+        "commit": git_commit(code),
+        # the code and configs that produce the numbers (not the page this command rewrites)
+        "uncommitted_changes": has_uncommitted_changes(code, code, config_dir()),
+        "cpus": os.cpu_count(),
+        "load_average_at_start": round(os.getloadavg()[0], 2),
+    }
+
+
+def store(path: Path, record: dict[str, Any]) -> None:
+    text = json.dumps(record, indent=2) + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(path, lambda tmp: tmp.write_text(text))
 
 
 def measure(cell: Cell, plan: Plan, results: Path) -> dict[str, Any]:
     """Run the cell (train, evaluate) and store its numbers; returns what it stored."""
     run_dir = cell.run_dir(plan.runs_dir)
-    load = os.getloadavg()[0]  # well above the CPU count: other work shared the cores
+    machine = provenance()  # the load before the cell's own work: other work beside it
     resumed = train(cell, run_dir)
-    scores = evaluate(cell, run_dir, plan.eval)
-    code = Path(genlab.__file__).parent
+    final, best = score_checkpoints(cell, run_dir, plan.eval)
     record = {
         "recipe": cell.recipe.name,
         "seed": cell.seed,
         "train_overrides": list(cell.recipe.train),
         "eval_overrides": list(plan.eval),
-        "commit": git_commit(code),
-        # the code and configs that produce the numbers (not the page this command rewrites)
-        "uncommitted_changes": has_uncommitted_changes(code, code, config_dir()),
-        "cpus": os.cpu_count(),
-        "load_average_at_start": round(load, 2),
+        **machine,
         "resumed": resumed,  # the training wall time is then that of its last start only
         "train": training_numbers(run_dir),
-        "eval": scores,
+        "final": final,
+        "best": best,
         "config": yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text()),
     }
-    text = json.dumps(record, indent=2) + "\n"
-    path = cell.file(results)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(path, lambda tmp: tmp.write_text(text))
+    store(cell.file(results), record)
+    return record
+
+
+def measure_floor(plan: Plan, results: Path) -> dict[str, Any]:
+    """The floor row: the training images of the plan's `floor` run, scored exactly as the
+    cells' samples are (same reference, count, extractor, seeds): the best FID reachable."""
+    assert plan.floor is not None
+    run_dir = plan.runs_dir / "floor"
+    machine = provenance()
+    config = compose_config("train", list(plan.floor), run_dir)
+    data_choice = HydraConfig.get().runtime.choices["data"]
+    datamodule = run_datamodule(config)
+    images = datamodule.real_images("train")
+    npz = write_npz(images, None, run_dir / "train_images.npz")
+    scores = evaluate(
+        "floor", [f"samples={npz}", f"data={data_choice}", "names=['training images']"],
+        run_dir / "eval", plan.eval, run_dir / "eval.log",
+    )  # fmt: skip
+    record = {
+        "floor_overrides": list(plan.floor),
+        "eval_overrides": list(plan.eval),
+        **machine,
+        "train_images": len(images),
+        "scores": scores,
+    }
+    store(results / FLOOR_FILE, record)
     return record
 
 
@@ -177,3 +257,9 @@ def read_cells(
         name: [json.loads(f.read_text()) for f in paths if f.is_file()]
         for name, paths in files.items()
     }
+
+
+def read_floor(results: Path) -> dict[str, Any] | None:
+    """The stored floor row, or None before it was measured."""
+    path = results / FLOOR_FILE
+    return json.loads(path.read_text()) if path.is_file() else None

@@ -1,5 +1,6 @@
 """The results plan (conf/results.yaml): which recipes the results table holds, with which
-seeds, which genlab-eval settings score them, and which recipe each one ablates."""
+seeds, which genlab-eval settings score them, which recipe each one ablates, the training
+budgets FID is read at, and which real images make the floor row."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import yaml
 
 from genlab.errors import ConfigError
 
-PLAN_KEYS = {"seeds", "runs_dir", "eval", "recipes"}
+PLAN_KEYS = {"seeds", "runs_dir", "eval", "budgets_minutes", "floor", "recipes"}
 RECIPE_KEYS = {"train", "baseline", "change"}
 
 
@@ -31,6 +32,8 @@ class Plan:
     runs_dir: Path
     eval: tuple[str, ...]
     recipes: dict[str, Recipe]
+    budgets_minutes: tuple[float, ...] = ()  # training wall time at which FID is read
+    floor: tuple[str, ...] | None = None  # genlab-train overrides whose training images are scored
 
     def selected(self, names: list[str] | None) -> list[Recipe]:
         """The named recipes (all when None), in the plan's order."""
@@ -78,6 +81,12 @@ def load_plan(path: Path) -> Plan:
     seeds = raw.get("seeds", [])
     if not seeds or not all(isinstance(seed, int) for seed in seeds):
         raise ConfigError(f"{path}: seeds must be a non-empty list of integers")
+    budgets = raw.get("budgets_minutes", [])
+    if not isinstance(budgets, list) or not all(
+        isinstance(b, int | float) and not isinstance(b, bool) and b > 0 for b in budgets
+    ):
+        raise ConfigError(f"{path}: budgets_minutes must be a list of positive numbers of minutes")
+    floor = raw.get("floor")
     recipes = {name: parse_recipe(name, spec) for name, spec in (raw.get("recipes") or {}).items()}
     for recipe in recipes.values():
         if recipe.baseline is not None and recipe.baseline not in recipes:
@@ -90,4 +99,6 @@ def load_plan(path: Path) -> Plan:
         Path(raw.get("runs_dir", "outputs/results")),
         strings(raw.get("eval", []), "eval"),
         recipes,
+        tuple(sorted(budgets)),
+        None if floor is None else strings(floor, "floor"),
     )

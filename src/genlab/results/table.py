@@ -1,7 +1,10 @@
-"""docs/results.md from the stored cells: one row per recipe (mean +- std over its seeds), one
-row per ablation (the recipe against its baseline, seed by seed), and the cells not yet run.
+"""docs/results.md from the stored cells: the floor row, one row per recipe (mean +- std over
+its seeds, final and best-on-validation weights), FID at fixed training budgets, the noise of
+one score, and one row per ablation (paired interval and verdict, with its regime).
 
 Nothing in the page is typed by hand: `genlab-results --render-only` rewrites it from results/.
+Headers, decimals and directions come from the metric registry; a cell stored before a metric
+existed shows `-` for it.
 """
 
 from __future__ import annotations
@@ -10,21 +13,27 @@ import statistics
 from collections.abc import Callable
 from typing import Any
 
+from genlab.evaluation.metric_registry import metric
 from genlab.report.table import MISSING, duration, markdown_table
 from genlab.results.plan import Plan, Recipe
+from genlab.results.verdicts import CONFIDENCE, compare
 
 Cells = list[dict[str, Any]]
 
-# (header, how a cell's value is read, decimals)
-COLUMNS: list[tuple[str, Callable[[dict], float | None], int]] = [
-    ("val/fid_lenet (best)", lambda c: c["train"]["best_val_fid"], 1),
-    ("test FID", lambda c: c["eval"]["fid"], 1),
-    ("precision", lambda c: c["eval"]["precision"], 3),
-    ("recall", lambda c: c["eval"]["recall"], 3),
-    ("density", lambda c: c["eval"]["density"], 3),
-    ("coverage", lambda c: c["eval"]["coverage"], 3),
-    ("images/s", lambda c: c["eval"]["sampling_images_per_second"], 0),
-]
+# The test-split scores of the recipe table, in order (genlab-eval's keys)
+SCORE_KEYS = ("kid_mean", "precision", "recall", "density", "coverage", "nfe")
+
+
+def final(key: str) -> Callable[[dict], float | None]:
+    return lambda cell: (cell.get("final") or {}).get(key)
+
+
+def best(key: str) -> Callable[[dict], float | None]:
+    return lambda cell: (cell.get("best") or {}).get(key)
+
+
+def trained(key: str) -> Callable[[dict], float | None]:
+    return lambda cell: (cell.get("train") or {}).get(key)
 
 
 def mean_std(values: list[float], decimals: int) -> str:
@@ -40,59 +49,153 @@ def present(cells: Cells, read: Callable[[dict], float | None]) -> list[float]:
     return [value for value in map(read, cells) if value is not None]
 
 
-def recipe_row(recipe: Recipe, cells: Cells, planned: int) -> list[str]:
-    walls = present(cells, lambda c: c["train"]["wall_seconds"])
-    return [
-        f"`{recipe.name}`",
-        f"{len(cells)}/{planned}",
-        *(mean_std(present(cells, read), decimals) for _, read, decimals in COLUMNS),
-        (duration(statistics.mean(walls)) + ("*" if any(map(shared_cores, cells)) else ""))
-        if walls
-        else MISSING,
-    ]
-
-
 # A cell's own processes (a training's threads, its data loading) keep the load near the CPU
 # count; another job beside it pushes it well above.
 SHARED_LOAD_PER_CPU = 1.5
 
 
 def shared_cores(cell: dict[str, Any]) -> bool:
-    """Whether other work ran beside the cell, so its wall time is longer than its own."""
-    return cell.get("load_average_at_start", 0) > SHARED_LOAD_PER_CPU * cell["cpus"]
+    """Whether other work ran beside the cell: its times are longer than its own, and it
+    enters no verdict until it is measured again."""
+    return cell.get("load_average_at_start", 0) > SHARED_LOAD_PER_CPU * cell.get("cpus", 1)
 
 
-def paired_differences(cells: Cells, baseline: Cells) -> list[float]:
-    """Test FID of the recipe minus its baseline's, for every seed both have."""
-    by_seed = {c["seed"]: c["eval"]["fid"] for c in baseline}
-    return [c["eval"]["fid"] - by_seed[c["seed"]] for c in cells if c["seed"] in by_seed]
+def quiet(cells: Cells) -> Cells:
+    return [cell for cell in cells if not shared_cores(cell)]
 
 
-def verdict(differences: list[float]) -> str:
-    """What the seeds say: a change helps (or hurts) only if it does so in every seed."""
-    if not differences:
-        return "not measured"
-    if len(differences) < 2:
-        return "not enough seeds"
-    if all(d < 0 for d in differences):
-        return "helps (lower in every seed)"
-    if all(d > 0 for d in differences):
-        return "hurts (higher in every seed)"
-    return "no consistent difference"
+def wall_time(cells: Cells) -> str:
+    walls = present(cells, trained("wall_seconds"))
+    if not walls:
+        return MISSING
+    return duration(statistics.mean(walls)) + ("*" if any(map(shared_cores, cells)) else "")
+
+
+def recipe_row(recipe: Recipe, cells: Cells, planned: int) -> list[str]:
+    fid = metric("fid").decimals
+    return [
+        f"`{recipe.name}`",
+        f"{len(cells)}/{planned}",
+        mean_std(present(cells, final("fid")), fid),
+        mean_std(present(cells, best("fid")), fid),
+        *(mean_std(present(cells, final(k)), metric(k).decimals) for k in SCORE_KEYS),
+        mean_std(present(cells, trained("batches")), 0),
+        wall_time(cells),
+    ]
+
+
+def floor_row(floor: dict[str, Any] | None) -> list[str]:
+    scores = (floor or {}).get("scores") or {}
+
+    def shown(key: str) -> str:
+        value, spread = scores.get(key), scores.get(f"{key}_seeds_std")
+        if value is None:
+            return MISSING
+        decimals = metric(key).decimals
+        return f"{value:.{decimals}f}" + ("" if spread is None else f" ± {spread:.{decimals}f}")
+
+    images = (floor or {}).get("train_images")
+    return [
+        f"real training images (floor{f', {images:,}' if images else ''})",
+        "-",
+        shown("fid"),
+        "-",
+        *(shown(k) if k != "nfe" else "-" for k in SCORE_KEYS),
+        "-",
+        "-",
+    ]
+
+
+def fid_at(cell: dict[str, Any], seconds: float) -> tuple[float | None, bool]:
+    """(the last validation FID measured within `seconds` of training, whether the run
+    ended before that budget)."""
+    curve = (cell.get("train") or {}).get("curve") or {}
+    points = list(zip(curve.get("train_seconds", []), curve.get("fid", []), strict=True))
+    within = [fid for t, fid in points if t <= seconds]
+    ended_before = bool(points) and points[-1][0] < seconds
+    return (within[-1] if within else None), ended_before
+
+
+def sampling(cells: Cells) -> str:
+    """How an iterative recipe's validation FID sampled (solver, steps), else `one pass`."""
+    options = ((cells[0].get("config") or {}).get("model") or {}).get("sampling") if cells else None
+    if not options:
+        return "one pass"
+    chosen = {k: v for k, v in options.items() if k in ("solver", "steps", "guidance")}
+    return ", ".join(f"{k} {v}" for k, v in chosen.items() if v is not None)
+
+
+def budget_row(recipe: Recipe, cells: Cells, budgets: tuple[float, ...]) -> list[str]:
+    row = [f"`{recipe.name}`", sampling(cells)]
+    for minutes in budgets:
+        read = [fid_at(cell, minutes * 60) for cell in cells]
+        values = [value for value, _ in read if value is not None]
+        ended = any(ended_before for _, ended_before in read)
+        row.append(mean_std(values, metric("fid").decimals) + (" †" if values and ended else ""))
+    return row
+
+
+def regime(cells: Cells) -> str:
+    """What the cells trained: batches of how many images, on how many, for how long."""
+    batches = present(cells, trained("batches"))
+    images = present(cells, trained("train_images"))
+    size = present(cells, trained("batch_size"))
+    walls = present(cells, trained("wall_seconds"))
+    if not (batches and images and size and walls):
+        return MISSING
+    return (
+        f"{statistics.mean(batches):,.0f} batches of {size[0]:.0f} on {images[0]:,.0f} images, "
+        f"{duration(statistics.mean(walls))}"
+    )
+
+
+def interval(low: float | None, high: float | None) -> str:
+    return MISSING if low is None or high is None else f"[{low:.1f}, {high:.1f}]"
 
 
 def ablation_row(recipe: Recipe, cells: Cells, baseline: Cells) -> list[str]:
-    differences = paired_differences(cells, baseline)
-    fid = COLUMNS[1][1]
+    comparison = compare(quiet(cells), quiet(baseline))
+    mean = comparison.mean
+    left_out = len(cells) + len(baseline) - len(quiet(cells)) - len(quiet(baseline))
+    seeds = str(len(comparison.differences))
+    if left_out:
+        seeds += f" ({left_out} under load left out)"
     return [
         f"`{recipe.name}` vs `{recipe.baseline}`",
         recipe.change or MISSING,
-        mean_std(present(cells, fid), 1),
-        mean_std(present(baseline, fid), 1),
-        mean_std(differences, 1),
-        f"{sum(d < 0 for d in differences)}/{len(differences)}",
-        verdict(differences),
+        regime(cells),
+        MISSING if mean is None else f"{mean:+.1f}",
+        interval(comparison.low, comparison.high),
+        seeds,
+        comparison.verdict,
     ]
+
+
+def latent_noise(cells: dict[str, Cells]) -> str:
+    """How much one score moves with the latent draw alone, beside what the seeds move."""
+    every = [cell for recipe_cells in cells.values() for cell in recipe_cells]
+    draws = present(every, final("fid_seeds_std"))
+    repeats = present(every, final("repeats"))
+    spreads = [
+        statistics.stdev(values)
+        for values in (present(c, final("fid")) for c in cells.values())
+        if len(values) >= 2
+    ]
+    if not draws or not repeats:
+        return "No cell has scores over several latent seeds yet."
+    one_draw, r = statistics.median(draws), int(statistics.median(repeats))
+    text = (
+        f"One FID of a fixed set of weights moves with the latent draw alone by a standard "
+        f"deviation of {one_draw:.2f} (median over {len(draws)} cells); a cell's score is the "
+        f"mean over {r} latent seeds, so it carries about {one_draw / r**0.5:.2f} of that noise."
+    )
+    if spreads:
+        text += (
+            f" Between training seeds, a recipe's score moves by a standard deviation of "
+            f"{statistics.median(spreads):.2f} (median over {len(spreads)} recipes): the seeds, "
+            "not the latent draws, decide how wide an interval is."
+        )
+    return text
 
 
 def missing_lines(plan: Plan, recipes: list[Recipe], cells: dict[str, Cells]) -> list[str]:
@@ -105,56 +208,97 @@ def missing_lines(plan: Plan, recipes: list[Recipe], cells: dict[str, Cells]) ->
     return lines
 
 
+def under_load_lines(cells: dict[str, Cells]) -> list[str]:
+    return [
+        f"- `{name}` seed {cell['seed']} (load average {cell['load_average_at_start']} "
+        f"on {cell['cpus']} CPUs)"
+        for name, recipe_cells in cells.items()
+        for cell in recipe_cells
+        if shared_cores(cell)
+    ]
+
+
 def provenance(cells: dict[str, Cells]) -> str:
     """The commits that produced the numbers, and whether any cell ran on changed code."""
     every = [c for recipe_cells in cells.values() for c in recipe_cells]
-    commits = sorted({(c["commit"] or "unknown")[:8] for c in every})
-    dirty = sum(bool(c["uncommitted_changes"]) for c in every)
-    cpus = sorted({c["cpus"] for c in every})
+    commits = sorted({(c.get("commit") or "unknown")[:8] for c in every})
+    dirty = sum(bool(c.get("uncommitted_changes")) for c in every)
+    cpus = sorted({c["cpus"] for c in every if "cpus" in c})
     cpu_counts = ", ".join(map(str, cpus)) or MISSING
     text = f"Commits: {', '.join(commits) or MISSING}; CPUs: {cpu_counts}."
     return text + (f" {dirty} cell(s) ran with uncommitted changes." if dirty else "")
 
 
-def render(plan: Plan, recipes: list[Recipe], cells: dict[str, Cells]) -> str:
+def render(
+    plan: Plan,
+    recipes: list[Recipe],
+    cells: dict[str, Cells],
+    floor: dict[str, Any] | None = None,
+    picture: str | None = None,
+) -> str:
     """The whole page."""
-    header = ["recipe", "seeds", *(name for name, _, _ in COLUMNS), "train wall (mean)"]
+    scores = [metric(k).header for k in SCORE_KEYS]
+    header = ["recipe", "seeds", "test FID (final)", "test FID (best on val)", *scores,
+              "batches", "train wall (mean)"]  # fmt: skip
     rows = [recipe_row(recipe, cells[recipe.name], len(plan.seeds)) for recipe in recipes]
+    if plan.floor is not None:
+        rows.insert(0, floor_row(floor))
     ablations = [
         ablation_row(recipe, cells[recipe.name], cells[recipe.baseline])
         for recipe in recipes
         if recipe.baseline is not None and recipe.baseline in cells
     ]
-    missing = missing_lines(plan, recipes, cells)
+    budgets = [budget_row(recipe, cells[recipe.name], plan.budgets_minutes) for recipe in recipes]
+    missing, under_load = missing_lines(plan, recipes, cells), under_load_lines(cells)
     parts = [
         "# Results",
         "",
-        "<!-- Generated by `make results` (genlab-results) from results/*/*.json: do not edit. -->",
+        "<!-- Generated by `make results` (genlab-results) from results/*.json and "
+        "results/*/*.json: do not edit. -->",
         "",
         f"Every recipe of {plan.path.name}, trained with seeds {', '.join(map(str, plan.seeds))}"
-        " and scored by genlab-eval against the test split of its dataset "
-        f"(`{' '.join(plan.eval)}`). Cells: mean ± std over the seeds measured. "
-        "val/fid_lenet is the best FID logged during training, on the validation split; "
-        "test FID, precision/recall (k = 3) and density/coverage (k = 5) are of the best "
-        "checkpoint's samples; images/s is genlab-eval's sampling speed.",
+        " and scored by genlab-eval against the held-out test split of its dataset, which no "
+        f"training and no checkpoint selection saw (`{' '.join(plan.eval)}`). Every cell is "
+        "scored on the same latent seeds. Cells: mean ± std over the training seeds measured. "
+        "**test FID (final)** is of the weights at the end of training; **test FID (best on "
+        "val)** of the checkpoint with the lowest validation FID, a second number that "
+        "selection on a noisy score biases downwards. KID, precision/recall (k = 3), "
+        "density/coverage (k = 5) and NFE (network evaluations per image) are of the final "
+        "weights. The floor row scores real training images exactly as samples are scored "
+        "(same reference, count, extractor and seeds): the best FID reachable.",
         "",
         markdown_table(header, rows),
         "",
-        "## Ablations",
+        "## The noise of one score",
         "",
-        "Each recipe against the run it changes, seed by seed (difference: recipe − baseline, "
-        "test FID; lower is better). A change helps only when it is lower in every seed.",
+        latent_noise(cells),
+        "",
+        "## FID at fixed training budgets",
+        "",
+        "Validation FID (the training-time measure, LeNet features, on the validation split) "
+        "of the last evaluation within each budget of training wall time, the time spent "
+        "measuring FID left out; † where some seed's run ended before the budget (it shows "
+        "that run's last value). Iterative families state the sampler their FID used.",
         "",
         markdown_table(
-            [
-                "comparison",
-                "change",
-                "test FID",
-                "baseline test FID",
-                "difference",
-                "lower in",
-                "verdict",
-            ],
+            ["recipe", "sampling", *(f"FID at {m:g} min" for m in plan.budgets_minutes)], budgets
+        )
+        if plan.budgets_minutes
+        else "The plan names no budgets.",
+        "",
+        *([f"![validation FID against training time]({picture})", ""] if picture else []),
+        "## Ablations",
+        "",
+        "Each recipe against the run it changes, on the final weights' test FID (recipe − "
+        "baseline; lower is better), paired by training seed and latent seed. The interval is "
+        f"a {CONFIDENCE:.0%} paired t interval over the training seeds (see "
+        "genlab/results/verdicts.py for why not a bootstrap); a change helps or hurts only "
+        "when it excludes zero. The regime is what the recipe trained: the verdict holds for "
+        "that run length, data size and budget, not beyond. Cells that shared the cores with "
+        "other work enter no verdict until they are measured again.",
+        "",
+        markdown_table(
+            ["comparison", "change", "regime", "difference", "interval", "seeds", "verdict"],
             ablations,
         )
         if ablations
@@ -165,6 +309,8 @@ def render(plan: Plan, recipes: list[Recipe], cells: dict[str, Cells]) -> str:
         "\\* some of the recipe's cells started with a load average above 1.5 per CPU: "
         "other work shared the cores, so the wall time is longer than the recipe alone takes.",
     ]
+    if under_load:
+        parts += ["", "## Measured under load: to run again", "", *under_load]
     if missing:
         parts += [
             "",
