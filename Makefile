@@ -65,8 +65,8 @@ bench: $(STAMP) ## training/eval throughput, genlab vs a plain loop: table + out
 gpu-check: $(STAMP) ## the GPU path in one run within 5 min: table + outputs/gpu-check/*.json (ARGS=--dry-run: on the CPU)
 	$(BIN)/python -m benchmarks.gpu_check_cli $(ARGS)
 
-test: $(STAMP) ## run the whole test suite (what CI runs) on every core; JOBS=1 for one process
-	$(BIN)/python -m pytest $(PYTEST_JOBS) $(ARGS)
+test: $(STAMP) ## run the whole test suite (what CI runs) on every core, naming its 25 slowest tests; JOBS=1 for one process
+	$(BIN)/python -m pytest $(PYTEST_JOBS) --durations=25 $(ARGS)
 
 test-fast: $(STAMP) ## the inner loop: every test not marked slow (no subprocesses, no learning runs)
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_JOBS) $(ARGS)
