@@ -117,12 +117,12 @@ def fid_at(cell: dict[str, Any], seconds: float) -> tuple[float | None, bool]:
 
 
 def sampling(cells: Cells) -> str:
-    """How an iterative recipe's validation FID sampled (solver, steps), else `one pass`."""
-    options = ((cells[0].get("config") or {}).get("model") or {}).get("sampling") if cells else None
-    if not options:
-        return "one pass"
-    chosen = {k: v for k, v in options.items() if k in ("solver", "steps", "guidance")}
-    return ", ".join(f"{k} {v}" for k, v in chosen.items() if v is not None)
+    """How an iterative recipe's validation FID sampled (its `validation_sampling` over its
+    `sampling`: solver, steps, guidance), else `one pass`."""
+    model = ((cells[0].get("config") or {}).get("model") or {}) if cells else {}
+    options = {**(model.get("sampling") or {}), **(model.get("validation_sampling") or {})}
+    chosen = [f"{k} {options[k]}" for k in ("solver", "steps", "guidance") if options.get(k)]
+    return ", ".join(chosen) or "one pass"
 
 
 def budget_row(recipe: Recipe, cells: Cells, budgets: tuple[float, ...]) -> list[str]:
