@@ -119,7 +119,9 @@ def fid_at(cell: dict[str, Any], seconds: float) -> tuple[float | None, bool]:
 def sampling(cells: Cells) -> str:
     """How an iterative recipe's validation FID sampled (its `validation_sampling` over its
     `sampling`: solver, steps, guidance), else `one pass`."""
-    model = ((cells[0].get("config") or {}).get("model") or {}) if cells else {}
+    if not cells:
+        return MISSING
+    model = (cells[0].get("config") or {}).get("model") or {}
     options = {**(model.get("sampling") or {}), **(model.get("validation_sampling") or {})}
     chosen = [f"{k} {options[k]}" for k in ("solver", "steps", "guidance") if options.get(k)]
     return ", ".join(chosen) or "one pass"
