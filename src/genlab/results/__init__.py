@@ -111,14 +111,14 @@ def main(argv: list[str] | None = None) -> None:
             for cell in todo:
                 console.print(cell.label, highlight=False)
             return
-        failed = []
+        floor_failed, failed = False, []  # the floor row's measurement; the cells that failed
         floor_missing = plan.floor is not None and not (args.results / FLOOR_FILE).is_file()
         if floor_missing and not args.render_only:
             console.print("floor: the real training images, scored as samples are")
             try:
                 measure_floor(plan, args.results)
             except CellFailed as err:
-                failed.append("floor")
+                floor_failed = True
                 console.print(f"failed: {err}", highlight=False)
         for number, cell in enumerate(todo, start=1):
             console.print(f"[{number}/{len(todo)}] {cell.label}", highlight=False)
@@ -131,9 +131,9 @@ def main(argv: list[str] | None = None) -> None:
         if not todo:
             write_page(plan, every, args.results, args.docs)
         console.print(
-            f"{args.docs}: {len(todo) + ('floor' in failed) - len(failed)} cell(s) measured, "
-            f"{len(failed)} failed",
+            f"{args.docs}: {len(todo) - len(failed)} cell(s) measured, "
+            f"{len(failed) + floor_failed} failed",
             highlight=False,
         )
-    if failed:
+    if failed or floor_failed:
         sys.exit(1)
