@@ -60,3 +60,12 @@ def test_config_child_leaves_interpolations_unresolved() -> None:
     cfg = OmegaConf.create({"a": {"b": "${oc.env:GENLAB_NOT_SET_ANYWHERE}"}, "l": [{"c": 1}]})
     assert str(compat.config_child(cfg.a, "b")) == "${oc.env:GENLAB_NOT_SET_ANYWHERE}"
     assert compat.config_child(cfg.l, 0) == {"c": 1}
+
+
+def test_quiet_wandb_logger_drops_only_the_unset_anonymous_argument(tmp_path: Path) -> None:
+    quiet = compat.QuietWandbLogger(save_dir=str(tmp_path), offline=True)
+    assert "anonymous" in pl.loggers.WandbLogger(save_dir=str(tmp_path), offline=True)._wandb_init
+    assert "anonymous" not in quiet._wandb_init
+    assert quiet._wandb_init["dir"] == str(tmp_path)  # the other arguments are kept
+    chosen = compat.QuietWandbLogger(save_dir=str(tmp_path), offline=True, anonymous=True)
+    assert chosen._wandb_init["anonymous"] == "allow"

@@ -84,5 +84,5 @@ def test_logger_options_compose(make_config: MakeConfig, option: str, loggers: s
     }
     assert resolved["csv"]["_target_"] == "pytorch_lightning.loggers.CSVLogger"
     if "wandb" in loggers:
-        assert resolved["wandb"]["_target_"] == "pytorch_lightning.loggers.wandb.WandbLogger"
+        assert resolved["wandb"]["_target_"] == "genlab.compat.QuietWandbLogger"
         assert resolved["wandb"]["save_dir"] == cfg.paths.output_dir

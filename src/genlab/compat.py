@@ -16,6 +16,8 @@ fails on the upgrade that removes one, before a run does).
   re-runs the whole command line, which in a multirun (`-m`) starts the entire sweep
   again in every rank; genlab starts them with the job's own overrides, in the job's
   directory (tests/test_preemption.py, the 2-job multirun on ddp_sim).
+- Lightning's `WandbLogger._wandb_init`: the arguments it passes to `wandb.init`, among
+  them `anonymous=None`, which wandb ignores and warns about on every run.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import get_original_cwd
 from omegaconf import Container
+from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.strategies.launchers import subprocess_script
 
 _lightning_hydra_subprocess_cmd = subprocess_script._hydra_subprocess_cmd
@@ -89,3 +92,13 @@ def tensorboard_file_writer(summary_writer: Any) -> Any:
 def config_child(node: Container, key: str | int) -> Any:
     """The child node `key` of a DictConfig or ListConfig, interpolations unresolved."""
     return node._get_node(key)
+
+
+class QuietWandbLogger(WandbLogger):
+    """Lightning's W&B logger, less the `anonymous=None` it passes to `wandb.init` (a setting
+    wandb no longer has: it warns about it in every run's console)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if self._wandb_init.get("anonymous") is None:
+            self._wandb_init.pop("anonymous", None)

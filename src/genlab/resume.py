@@ -31,6 +31,7 @@ from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 
 from genlab.compat import checkpoint_batches_that_stepped
+from genlab.config.checks import metrics_on
 from genlab.config.paths import config_dir
 from genlab.errors import ConfigError
 from genlab.utils.files import remove_stale_temp_files, write_atomically
@@ -242,7 +243,7 @@ def remove_interrupted_writes(cfg: DictConfig, ckpt_path: Path | None) -> None:
     directories = {Path(cfg.paths.output_dir) / "checkpoints", Path(cfg.paths.cache_dir)}
     if ckpt_path is not None:
         directories.add(Path(ckpt_path).parent)
-    if cfg.get("metrics"):
+    if metrics_on(cfg):
         directories.add(Path(cfg.metrics.cache_dir))
     for directory in directories:
         remove_stale_temp_files(directory)

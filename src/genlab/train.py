@@ -26,6 +26,7 @@ from genlab.config.checks import (
     check_optimized_metric,
     check_trainer_epochs,
     check_trainer_steps,
+    metrics_on,
 )
 from genlab.config.instantiate import build, build_all
 from genlab.config.overrides import checked_entry_point
@@ -100,7 +101,7 @@ def train(cfg: DictConfig, warnings: list[str] | None = None) -> float | None:
     check_batch_norm(model, cfg.data.batch_size, synced=cfg.trainer.get("sync_batchnorm", False))
     if progress is not None:
         check_training_left(cfg, progress, model.optimizer_steps_for(cfg.trainer.max_steps))
-    metrics = build("metrics", cfg.metrics) if cfg.get("metrics") else None
+    metrics = build("metrics", cfg.metrics) if metrics_on(cfg) else None
     if metrics is not None:
         metrics.check_fits(datamodule.image_shape)
     cfg.optimized_metric = resolve_optimized_metric(cfg, model, metrics)
@@ -140,7 +141,19 @@ def train(cfg: DictConfig, warnings: list[str] | None = None) -> float | None:
         log.warning(summary)
         if warnings is not None:
             warnings.append(summary)
+    log.info(closing_line(trainer, cfg.optimized_metric, run_dir))
     return best_value(trainer, cfg.optimized_metric)
+
+
+def closing_line(trainer: pl.Trainer, metric: str | None, run_dir: Path) -> str:
+    """The run's last console line: the metric it is judged by, best and last, and where
+    its checkpoints are (the W&B summary before it lists metrics by name, FID last)."""
+    checkpoints = run_dir / "checkpoints"
+    last = trainer.callback_metrics.get(metric) if metric else None
+    if last is None:
+        return f"checkpoints: {checkpoints}"
+    best = best_value(trainer, metric)
+    return f"{metric}: best {best:.4g}, last {float(last):.4g}; checkpoints: {checkpoints}"
 
 
 def best_value(trainer: pl.Trainer, metric: str | None) -> float | None:

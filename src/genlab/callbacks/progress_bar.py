@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import RichProgressBar
+from pytorch_lightning.callbacks import ModelCheckpoint, RichProgressBar
 
 from genlab.errors import ConfigError
 
@@ -59,4 +60,25 @@ class IntervalProgressBar(RichProgressBar):
         names = [name for name in trainer.callback_metrics if name.startswith("train/")]
         values = trainer.callback_metrics
         numbers = torch.stack([values[name].float() for name in names]).tolist() if names else []
-        return super().get_metrics(trainer, pl_module) | dict(zip(names, numbers, strict=True))
+        scalars = dict(zip(names, numbers, strict=True))
+        return super().get_metrics(trainer, pl_module) | scalars | monitored(trainer)
+
+
+def monitored(trainer: pl.Trainer) -> dict[str, float]:
+    """The metric that ranks best.ckpt (the run's FID when metrics are on), as last
+    measured, and its best value so far; nothing before it is first measured."""
+    ranking = [c for c in trainer.checkpoint_callbacks if getattr(c, "monitor", None)]
+    if not ranking or ranking[0].monitor not in trainer.callback_metrics:
+        return {}
+    checkpoint: ModelCheckpoint = ranking[0]
+    last = float(trainer.callback_metrics[checkpoint.monitor])
+    measured = (
+        [last]
+        if checkpoint.best_model_score is None
+        else [last, float(checkpoint.best_model_score)]
+    )
+    finite = [value for value in measured if math.isfinite(value)]
+    shown = {checkpoint.monitor: last}
+    if finite:
+        shown[f"best {checkpoint.monitor}"] = (min if checkpoint.mode == "min" else max)(finite)
+    return shown

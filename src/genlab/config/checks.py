@@ -32,7 +32,14 @@ EVAL_KEYS: dict[str, tuple[type, int]] = {
     "metrics.n_samples": (int, 2),
     "metrics.batch_size": (int, 1),
     "metrics.kid_subset_size": (int, 2),
+    "max_network_passes": (int, 1),
 }
+
+
+def metrics_on(cfg: DictConfig) -> bool:
+    """Whether the metrics group names a callback: `metrics=none` leaves none, though an
+    experiment's `metrics:` keys (n_samples, every_n_epochs) may remain with nothing to set."""
+    return bool(cfg.get("metrics")) and "_target_" in cfg.metrics
 
 
 def check_numeric_types(cfg: DictConfig, keys: dict[str, type]) -> None:

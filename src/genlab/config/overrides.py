@@ -25,6 +25,7 @@ from genlab.config.compose import compose_config
 from genlab.config.resolvers import register_resolvers
 from genlab.config.schema import register_schemas
 from genlab.errors import ConfigError, user_errors_reported
+from genlab.runs.console import route_library_output_to_logging
 from genlab.runs.sweep_summary import print_unfinished_sweep_summaries
 
 MULTIRUN_FLAGS = ("-m", "--multirun")
@@ -154,6 +155,7 @@ def checked_entry_point(hydra_main: Callable[[], object], config_name: str) -> C
     def entry_point() -> None:
         register_resolvers()
         register_schemas()
+        route_library_output_to_logging()
         with user_errors_reported():
             check_overrides(config_name, sys.argv[1:])
         try:

@@ -24,6 +24,7 @@ from genlab.evaluation.references import Reference
 from genlab.metrics.density_coverage import density_coverage
 from genlab.metrics.precision_recall import precision_recall
 from genlab.metrics.suite import Extracted, MetricSuite
+from genlab.utils.progress import progress
 
 #: the metrics of one sample set that `repeats` reports as mean and standard deviation
 SAMPLE_METRICS = tuple(m.key for m in METRICS if m.per_seed)
@@ -42,10 +43,11 @@ class SampleScorer:
 
     def extract(self, samples: ImageSet) -> Extracted:
         """Features and logits of every sample (added to the suite), on the CPU."""
-        parts = [
-            self.suite.update(signed_unit(chunk).to(self.device))
-            for chunk in samples.images.split(self.batch_size)
-        ]
+        parts, name = [], self.suite.extractor.name
+        with progress(f"{name} features", total=len(samples.images)) as advance:
+            for chunk in samples.images.split(self.batch_size):
+                parts.append(self.suite.update(signed_unit(chunk).to(self.device)))
+                advance(len(chunk))
         return Extracted(
             torch.cat([p.features.cpu() for p in parts]), torch.cat([p.logits.cpu() for p in parts])
         )

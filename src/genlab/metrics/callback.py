@@ -15,6 +15,7 @@ from genlab.errors import ConfigError
 from genlab.metrics.extractors import build_extractor
 from genlab.metrics.real_features import real_features
 from genlab.metrics.suite import MetricSuite, NonFiniteSamplesError
+from genlab.utils.progress import progress
 
 log = logging.getLogger("genlab")
 
@@ -125,7 +126,6 @@ class GenerativeMetrics(pl.Callback):
         self.suite = MetricSuite(
             extractor,
             real,
-            n_fake=self.n_samples,
             kid_subset_size=self.kid_subset_size,
             compute_is=self.compute_is,
             rank=trainer.global_rank,
@@ -154,15 +154,17 @@ class GenerativeMetrics(pl.Callback):
             self.seed + 7919 * trainer.current_epoch + trainer.global_rank
         )
         problem = None
-        for start in range(0, per_rank, self.batch_size):
-            n = min(self.batch_size, per_rank - start)
-            try:
-                self.suite.update(
-                    pl_module.generate(n, generator=generator, **pl_module.validation_sampling)
-                )
-            except NonFiniteSamplesError as err:
-                problem = str(err)
-                break
+        with progress(f"{self.monitor}: sampling", total=per_rank) as advance:
+            for start in range(0, per_rank, self.batch_size):
+                n = min(self.batch_size, per_rank - start)
+                try:
+                    self.suite.update(
+                        pl_module.generate(n, generator=generator, **pl_module.validation_sampling)
+                    )
+                except NonFiniteSamplesError as err:
+                    problem = str(err)
+                    break
+                advance(n)
         # Every rank takes the same branch: compute() syncs, and a rank left out would hang.
         if trainer.strategy.reduce_boolean_decision(problem is not None, all=False):
             self.suite.reset()

@@ -10,6 +10,7 @@ from torch import Tensor
 
 from genlab.metrics.extractors import FeatureExtractor
 from genlab.metrics.stats_cache import cache_key, cached_features
+from genlab.utils.progress import progress
 
 
 def images_sha256(images: Tensor) -> str:
@@ -23,9 +24,12 @@ def extract(
     extractor: FeatureExtractor, images: Tensor, batch_size: int, device: torch.device
 ) -> Tensor:
     """Features of `images` in batches, on `device`, returned on the CPU in float32."""
-    return torch.cat(
-        [extractor(chunk.to(device))[0].float().cpu() for chunk in images.split(batch_size)]
-    )
+    parts = []
+    with progress(f"{extractor.name} features", total=len(images)) as advance:
+        for chunk in images.split(batch_size):
+            parts.append(extractor(chunk.to(device))[0].float().cpu())
+            advance(len(chunk))
+    return torch.cat(parts)
 
 
 def cached_image_features(

@@ -281,6 +281,7 @@ class GenerativeModule(pl.LightningModule):
         generator: torch.Generator | None = None,
         labels: Tensor | None = None,
         batch_size: int = 500,
+        on_batch: Callable[[int], None] | None = None,
         **sampling: Any,
     ) -> Tensor:
         """`n` images in [-1, 1], made in eval mode in batches of `batch_size` with the
@@ -288,6 +289,7 @@ class GenerativeModule(pl.LightningModule):
 
         A conditional model makes images of the given `labels` (one per image), or of
         labels drawn uniformly when none are given: what FID compares with the real data.
+        `on_batch` is called with each batch's size once it is made (a progress bar).
         """
         settings = self.sampling_settings(**sampling)
         labels = self.check_labels(labels, n)
@@ -297,10 +299,11 @@ class GenerativeModule(pl.LightningModule):
             noise = self.sample_noise(n, generator, labels)
             chunks = noise.split(batch_size)
             label_chunks = labels.split(batch_size) if labels is not None else [None] * len(chunks)
-            images = [
-                self.sample(chunk, chunk_labels, generator=generator, **settings)
-                for chunk, chunk_labels in zip(chunks, label_chunks, strict=True)
-            ]
+            images = []
+            for chunk, chunk_labels in zip(chunks, label_chunks, strict=True):
+                images.append(self.sample(chunk, chunk_labels, generator=generator, **settings))
+                if on_batch is not None:
+                    on_batch(len(chunk))
         return torch.cat(images).clamp_(-1.0, 1.0)
 
 
