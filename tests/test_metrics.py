@@ -75,7 +75,7 @@ def test_statistics_accumulate_in_float64_from_float32_features() -> None:
 
 def test_fid_of_a_set_against_itself_is_zero(mnist, lenet) -> None:
     real = lenet(mnist.real_images("val"))[0]
-    suite = MetricSuite(lenet, real, n_fake=len(real))
+    suite = MetricSuite(lenet, real)
     suite.update(mnist.real_images("val"))
     assert abs(suite.compute()["fid"]) < 1e-2
 
@@ -83,7 +83,7 @@ def test_fid_of_a_set_against_itself_is_zero(mnist, lenet) -> None:
 def test_mnist_halves_are_close_and_noise_is_far(mnist, lenet) -> None:
     train = mnist.real_images("train")
     first, second = train[:2000], train[2000:4000]
-    suite = MetricSuite(lenet, lenet(first)[0], n_fake=2000)
+    suite = MetricSuite(lenet, lenet(first)[0])
     suite.update(second)
     same = suite.compute()
     suite.reset()
@@ -169,7 +169,7 @@ def test_compute_is_repeatable_and_leaves_the_global_rng_alone(mnist, lenet) -> 
     images, real = mnist.real_images("val"), lenet(mnist.real_images("train")[:500])[0]
 
     def scores(seed: int) -> dict[str, float]:
-        suite = MetricSuite(lenet, real, n_fake=len(images), kid_subset_size=100, seed=seed)
+        suite = MetricSuite(lenet, real, kid_subset_size=100, seed=seed)
         suite.update(images)
         return suite.compute()
 
@@ -214,7 +214,7 @@ def write_random_inception_weights(hub: Path, monkeypatch) -> None:
     monkeypatch.setattr(extractors, "INCEPTION_SHA256", file_sha256(path))  # trust this file
 
 
-def test_inception_path_end_to_end_with_random_weights(tmp_path: Path, monkeypatch) -> None:
+def test_inception_path_end_to_end_with_random_weights(tmp_path: Path, monkeypatch, caplog) -> None:
     write_random_inception_weights(tmp_path / "hub", monkeypatch)
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     extractor = InceptionExtractor()
@@ -222,10 +222,11 @@ def test_inception_path_end_to_end_with_random_weights(tmp_path: Path, monkeypat
     features, logits = extractor(grey)
     assert features.shape == (4, 2048) and logits.shape == (4, 1008)
     colour = torch.rand(4, 3, 32, 32) * 2 - 1
-    with pytest.warns(UserWarning, match="biased"):
-        suite = MetricSuite(extractor, extractor(colour)[0], n_fake=4, kid_subset_size=2)
+    suite = MetricSuite(extractor, extractor(colour)[0], kid_subset_size=2)
     suite.update(colour)
-    assert abs(suite.compute()["fid"]) < 1e-2
+    with caplog.at_level(logging.WARNING, logger="genlab.metrics.suite"):
+        assert abs(suite.compute()["fid"]) < 1e-2
+    assert "FID on 4 samples with 2048-d features is biased upwards" in caplog.text
 
 
 def test_callback_names_and_bad_settings() -> None:

@@ -40,11 +40,11 @@ def test_the_suite_refuses_non_finite_images_and_keeps_its_state(
     images = digits(100, 1)
     poisoned = images.clone()
     poisoned[3, 0, 5, 5] = bad  # one pixel of one image
-    suite = MetricSuite(lenet, real, n_fake=100, kid_subset_size=50)
+    suite = MetricSuite(lenet, real, kid_subset_size=50)
     with pytest.raises(NonFiniteSamplesError, match="1 of 100 generated images hold NaN"):
         suite.update(poisoned)
     suite.update(images)  # the refused batch left nothing behind
-    clean = MetricSuite(lenet, real, n_fake=100, kid_subset_size=50)
+    clean = MetricSuite(lenet, real, kid_subset_size=50)
     clean.update(images)
     assert suite.compute() == clean.compute()
 
@@ -53,7 +53,7 @@ def test_the_suite_refuses_non_finite_real_features(lenet: LeNetExtractor) -> No
     real = lenet(digits(200, 0))[0]
     real[7, 2] = math.nan
     with pytest.raises(GenlabError, match="1 of 200 real-image feature vectors hold NaN"):
-        MetricSuite(lenet, real, n_fake=100, kid_subset_size=50)
+        MetricSuite(lenet, real, kid_subset_size=50)
 
 
 def test_a_cached_file_with_nan_features_is_discarded_and_recomputed(

@@ -65,7 +65,7 @@ def _rank_fid(
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
-        suite = MetricSuite(LeNetExtractor(), real, n_fake=len(fake), rank=rank, world_size=world)
+        suite = MetricSuite(LeNetExtractor(), real, rank=rank, world_size=world)
         suite.update(fake.chunk(world)[rank])
         out[rank] = suite.compute()["fid"]
     finally:
@@ -80,7 +80,7 @@ def test_fid_on_two_ranks_equals_single_process(tmp_path: Path) -> None:
     extractor = LeNetExtractor()
     real = extractor(dm.real_images("val"))[0]
     fake = dm.real_images("train")[:400] + 0.3 * torch.randn(400, 1, 28, 28)
-    single = MetricSuite(extractor, real, n_fake=400)
+    single = MetricSuite(extractor, real)
     single.update(fake)
     expected = single.compute()["fid"]
     results = mp.Manager().dict()
@@ -117,7 +117,7 @@ def test_each_fid_pass_releases_its_generated_features() -> None:
 
     dm = MNISTEmbeddedDataModule(data_dir="unused")
     extractor = LeNetExtractor()
-    suite = MetricSuite(extractor, extractor(dm.real_images("val"))[0], n_fake=200)
+    suite = MetricSuite(extractor, extractor(dm.real_images("val"))[0])
     fake = dm.real_images("train")[:200]
     values = []
     for _ in range(2):

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 from rich.console import Console
 from rich.table import Table
 
@@ -205,6 +205,11 @@ class Harness:
         runs, first = [], None
         for seed in self.seeds():
             samples = source.draw(self.cfg.metrics.n_samples, seed)
+            if len(samples) < self.cfg.metrics.n_samples and seed == self.cfg.seed:
+                log.warning(
+                    "%s holds %d images, fewer than metrics.n_samples=%d: scored on all %d",
+                    source.name, len(samples), self.cfg.metrics.n_samples, len(samples),
+                )  # fmt: skip
             try:
                 scores, extracted, seconds = self.scorer.score(samples, seed)
             except NonFiniteSamplesError as err:
@@ -283,6 +288,24 @@ class Harness:
         return extras
 
 
+def sample_count(cfg: DictConfig, checkpoints: list[CheckpointSource]) -> int:
+    """`metrics.n_samples`, lowered where an iterative checkpoint would pass its network more
+    than `max_network_passes` times in all; one count for every source, as FIDs at different
+    counts do not compare."""
+    wanted, budget = cfg.metrics.n_samples, cfg.max_network_passes
+    passes = {c.name: c.model.function_evaluations(**c.sampling) or 1 for c in checkpoints}
+    if budget is None or not passes or wanted * max(passes.values()) <= budget:
+        return wanted
+    name, nfe = max(passes.items(), key=lambda item: item[1])
+    count = max(2, budget // nfe)
+    log.warning(
+        "metrics.n_samples=%d lowered to %d: %s samples at %d network passes each would exceed "
+        "max_network_passes=%d; pass max_network_passes=null (or a larger budget) for all %d",
+        wanted, count, name, nfe, budget, wanted,
+    )  # fmt: skip
+    return count
+
+
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Every metric of every source against one reference; written to `cfg.out_file` (one
     source: its results; several: {"sources": [...]}) and to the comparison table.
@@ -304,6 +327,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         for index, (name, path, kind, _) in enumerate(specs)
         if kind == "checkpoint"
     }
+    with open_dict(cfg):
+        cfg.metrics.n_samples = sample_count(cfg, list(checkpoints.values()))
     datamodule = reference_datamodule(cfg, list(checkpoints.values()))
     context = FeatureContext(extractor, m.cache_dir, m.batch_size, device)
     reference = open_reference(cfg, datamodule, context)
@@ -312,7 +337,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     for source, (_, path, _, key) in zip(sources, specs, strict=True):
         extractor.check_input(source.image_shape, f"{key}={path}")
     training = training_data(cfg, datamodule, reference, context)
-    suite = MetricSuite(extractor, reference.real, n_fake=m.n_samples,
+    suite = MetricSuite(extractor, reference.real,
                         kid_subset_size=m.kid_subset_size, compute_is=m.compute_is,
                         seed=cfg.seed).to(device)  # fmt: skip
     scorer = SampleScorer(suite, reference, m.batch_size, cfg.pr_neighbours, cfg.dc_neighbours,

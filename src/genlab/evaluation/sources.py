@@ -9,6 +9,7 @@ them when it holds fewer), so that repeated evaluations of a file vary the subse
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,9 @@ from genlab.errors import ConfigError, GenlabError
 from genlab.evaluation.image_files import ARRAY_SUFFIXES, ImageSet, read_array, read_folder
 from genlab.models.base import GenerativeModule
 from genlab.models.latent_gmm import check_sampler, fit_latent_gmm
+from genlab.utils.progress import Advance, progress
+
+log = logging.getLogger(__name__)
 
 SOURCE_KINDS = ("checkpoint", "folder", "array")
 
@@ -40,6 +44,23 @@ def source_kind(path: Path, key: str) -> str:
         f"{key}={path} is not a source of samples: give a folder of images, an .npz or .npy "
         "array (uint8, N x H x W x C) or a genlab .ckpt checkpoint"
     )
+
+
+def estimating(advance: Advance, n: int, start: float, name: str) -> Advance:
+    """`advance`, and once the first batch of several is made, the estimated time for all
+    `n` samples (from that batch's time) in the log."""
+    done = 0
+
+    def on_batch(size: int) -> None:
+        nonlocal done
+        if done == 0 and size < n:
+            seconds = (time.perf_counter() - start) * n / size
+            log.info("%s: the first %d samples took %.0f s; all %d will take about %.0f min",
+                     name, size, seconds * size / n, n, seconds / 60)  # fmt: skip
+        done += size
+        advance(size)
+
+    return on_batch
 
 
 @dataclass
@@ -86,12 +107,19 @@ class CheckpointSource:
     def draw(self, n: int, seed: int) -> ImageSet:
         """`n` generated images from `seed`, with the labels a conditional model drew."""
         generator = torch.Generator().manual_seed(seed)
+        nfe = self.model.function_evaluations(**self.sampling)
+        if nfe != 1:  # an iterative model: say what the sampling costs before it starts
+            log.info("%s: %d samples x %s network passes each (%s)", self.name, n,
+                     nfe or "adaptive", self.model.sampling_settings(**self.sampling))  # fmt: skip
         start = time.perf_counter()
         # The labels generate() would draw itself, drawn first so that they are known.
         labels = self.model.sample_labels(n, generator)
-        images = self.model.generate(
-            n, generator=generator, labels=labels, batch_size=self.batch_size, **self.sampling
-        )
+        with progress(f"{self.name}: sampling", total=n) as advance:
+            on_batch = estimating(advance, n, start, self.name) if nfe != 1 else advance
+            images = self.model.generate(
+                n, generator=generator, labels=labels, batch_size=self.batch_size,
+                on_batch=on_batch, **self.sampling,
+            )  # fmt: skip
         if torch.cuda.is_available():
             torch.cuda.synchronize()
         self.last_generation_seconds = time.perf_counter() - start

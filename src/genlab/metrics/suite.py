@@ -10,6 +10,7 @@ NaN with a warning, `genlab-eval` fails in one line.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from typing import NamedTuple
 
@@ -22,6 +23,8 @@ from torchmetrics.image.kid import KernelInceptionDistance
 from genlab.errors import GenlabError
 from genlab.metrics.extractors import FeatureExtractor
 from genlab.metrics.moments import Moments
+
+log = logging.getLogger(__name__)
 
 
 class NonFiniteSamplesError(GenlabError):
@@ -108,7 +111,6 @@ class MetricSuite(nn.Module):
         self,
         extractor: FeatureExtractor,
         real_features: Tensor | Moments,
-        n_fake: int,
         kid_subset_size: int = 1000,
         compute_is: bool = True,
         rank: int = 0,
@@ -118,22 +120,19 @@ class MetricSuite(nn.Module):
         super().__init__()
         self.extractor = extractor
         self.seed = seed
+        self.kid_subset_size = kid_subset_size
+        self.world_size = world_size
+        self.fakes_added = 0  # on this rank, since the last reset
+        self.reals = 0 if isinstance(real_features, Moments) else len(real_features)
         dim = extractor.num_features
-        if n_fake < dim:
-            warnings.warn(
-                f"FID on {n_fake} samples with {dim}-d features is biased upwards (the sample "
-                f"covariance is rank-deficient); compare values only at equal sample counts",
-                stacklevel=2,
-            )
         self.fid = frechet_metric(dim)
         self.kid: KernelInceptionDistance | None = None
         with warnings.catch_warnings():  # "saves all features": bounded here by n_samples
             warnings.filterwarnings("ignore", message=".*will save all extracted features.*")
             if not isinstance(real_features, Moments):
-                subset = max(2, min(kid_subset_size, len(real_features), n_fake))
                 self.kid = KernelInceptionDistance(
-                    feature=Precomputed(dim), subset_size=subset, reset_real_features=False
-                )
+                    feature=Precomputed(dim), subset_size=2, reset_real_features=False
+                )  # the subset is sized in compute() from the images present
             self.inception_score = InceptionScore(feature=Precomputed(0)) if compute_is else None
         if isinstance(real_features, Moments):
             load_real_moments(self.fid, real_features)
@@ -171,6 +170,7 @@ class MetricSuite(nn.Module):
                 "NaN or infinite values"
             )
         self.fid.update(features.double(), real=False)
+        self.fakes_added += len(images)
         if self.kid is not None:
             self.kid.update(features, real=False)
         if self.inception_score is not None:
@@ -180,6 +180,15 @@ class MetricSuite(nn.Module):
     def compute(self) -> dict[str, float | None]:
         """Every metric over the images added since the last reset (synced across ranks);
         KID is None when the real side is only moments."""
+        n_fake = self.fakes_added * self.world_size  # ranks generate equal shares
+        dim = self.extractor.num_features
+        if n_fake < dim:
+            log.warning(
+                "FID on %d samples with %d-d features is biased upwards (the sample covariance "
+                "is rank-deficient); compare values only at equal sample counts", n_fake, dim
+            )  # fmt: skip
+        if self.kid is not None:  # KID's subsets: at most the images on either side
+            self.kid.subset_size = max(2, min(self.kid_subset_size, self.reals, n_fake))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             results: dict[str, float | None] = {"fid": float(self.fid.compute())}
@@ -194,6 +203,7 @@ class MetricSuite(nn.Module):
     def reset(self) -> None:
         """Drop the generated images' states (real ones stay) and free their memory."""
         self.fid.reset()
+        self.fakes_added = 0
         if self.kid is not None:
             self.kid.reset()
         if self.inception_score is not None:
