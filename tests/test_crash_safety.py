@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import errno
 import io
+import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,11 +20,13 @@ import pytest
 import torch
 import yaml
 
-from genlab.checkpoints import read_checkpoint
+from genlab.checkpoints import AtomicCheckpointIO, read_checkpoint
 from genlab.errors import GenlabError
 from genlab.metrics.stats_cache import cache_key, cache_path, cached_features
 from genlab.runs.result import read_result, write_result
+from genlab.sample import write_npz
 from genlab.train import train
+from genlab.utils import files
 from tests.helpers.runs import TINY_RUN_WITHOUT_METRICS, MakeConfig
 
 
@@ -120,3 +124,23 @@ def test_a_failed_write_of_result_yaml_keeps_the_previous_one(
     assert read_result(tmp_path) == {"status": "running", "value": None}
     assert yaml.safe_load((tmp_path / "result.yaml").read_text())["status"] == "running"
     assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_atomic_writes_are_as_readable_as_the_umask_allows(
+    umask: int, mode: int, tmp_path: Path
+) -> None:
+    previous = os.umask(umask)
+    files.process_umask.cache_clear()
+    try:
+        checkpoint = tmp_path / "last.ckpt"
+        AtomicCheckpointIO().save_checkpoint({"state_dict": {}}, checkpoint)
+        written = [checkpoint, write_npz(torch.zeros(2, 1, 4, 4), None, tmp_path / "s.npz")]
+        write_result(tmp_path, {"status": "completed"})
+        written.append(next(tmp_path.glob("result.yaml")))
+    finally:
+        os.umask(previous)
+        files.process_umask.cache_clear()
+    assert {path.name: stat.S_IMODE(path.stat().st_mode) for path in written} == dict.fromkeys(
+        (path.name for path in written), mode
+    )

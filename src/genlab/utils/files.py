@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -25,6 +26,15 @@ def writer_tag() -> str:
     return f"{socket.gethostname()}~{os.getpid()}"
 
 
+@functools.cache
+def process_umask() -> int:
+    """The process's umask: the permissions a file that open() creates would lack. Read
+    once, by setting it and setting it back, before any thread of this process writes."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
     """Call `write` on a temporary file beside `path`, then rename it to `path`.
 
@@ -37,6 +47,7 @@ def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     prefix = f".{path.name}.{writer_tag()}."
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=TEMP_SUFFIX)
+    os.fchmod(fd, 0o666 & ~process_umask())  # mkstemp's 0600 would hide it from collaborators
     os.close(fd)
     try:
         write(Path(tmp))
