@@ -3,6 +3,7 @@ line, progress of long phases, and evaluation budgets that fit the images presen
 
 from __future__ import annotations
 
+import io
 import logging
 import logging.config
 import math
@@ -14,16 +15,21 @@ import pytest
 import torch
 import yaml
 from pytorch_lightning.callbacks import ModelCheckpoint
+from rich.console import Console
 
 from genlab.callbacks.progress_bar import monitored
 from genlab.config.checks import metrics_on
 from genlab.config.paths import config_dir
 from genlab.eval import evaluate
 from genlab.evaluation.harness import sample_count
+from genlab.evaluation.sources import CheckpointSource
+from genlab.metrics.extractors import LeNetExtractor
+from genlab.metrics.real_features import extract
 from genlab.metrics.suite import MetricSuite
 from genlab.resume import remove_interrupted_writes
 from genlab.runs.console import ConsoleFilter, route_library_output_to_logging
 from genlab.train import closing_line
+from genlab.utils import progress as progress_module
 from tests.helpers.runs import compose_config
 from tests.helpers.sample_files import digits, write_npz, write_png_folder
 from tests.helpers.tiny import tiny_gan
@@ -179,3 +185,28 @@ def test_eval_scores_fewer_images_than_n_samples_with_a_warning(
         results = evaluate(cfg)
     assert results["n_samples"] == n_samples and math.isfinite(results["kid_mean"])
     assert f"holds {n_samples} images, fewer than metrics.n_samples=5000" in caplog.text
+
+
+@pytest.fixture
+def terminal(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
+    """What a terminal would show of the progress bars."""
+    screen = io.StringIO()
+    console = Console(file=screen, force_terminal=True, width=100)
+    monkeypatch.setattr(progress_module, "get_console", lambda: console)
+    return screen
+
+
+def test_feature_extraction_and_checkpoint_sampling_show_progress(terminal: io.StringIO) -> None:
+    extract(LeNetExtractor(), torch.zeros(6, 1, 28, 28), batch_size=4, device=torch.device("cpu"))
+    assert "lenet features" in terminal.getvalue() and "6/6" in terminal.getvalue()
+    source = CheckpointSource("tiny", Path("tiny.ckpt"), tiny_gan(), run_cfg=None, batch_size=2)
+    assert len(source.draw(5, seed=0).images) == 5
+    assert "tiny: sampling" in terminal.getvalue() and "5/5" in terminal.getvalue()
+
+
+def test_no_bar_is_drawn_away_from_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    log_file = io.StringIO()
+    monkeypatch.setattr(progress_module, "get_console", lambda: Console(file=log_file))
+    with progress_module.progress("phase", total=2) as advance:
+        advance(2)
+    assert log_file.getvalue() == ""

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from pytorch_lightning.utilities import rank_zero_only
+from rich import get_console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -31,6 +32,8 @@ def progress(description: str, total: int | None = None) -> Iterator[Advance]:
     else:
         columns = [TextColumn(description), BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn(), TimeRemainingColumn()]  # fmt: skip
-    with Progress(*columns, transient=True, disable=rank_zero_only.rank != 0) as bar:
+    console = get_console()
+    shown = rank_zero_only.rank == 0 and console.is_terminal  # a log file gets no blank line
+    with Progress(*columns, console=console, transient=True, disable=not shown) as bar:
         task = bar.add_task(description, total=total)
         yield lambda n: bar.advance(task, n)
