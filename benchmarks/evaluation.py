@@ -65,7 +65,7 @@ def bench_evaluation(
 
     real, result["real_features_s"] = timed(reference, device)
     _, result["real_features_cached_s"] = timed(reference, device)
-    suite = MetricSuite(net, real, n_fake=n_samples, seed=0).to(device)
+    suite = MetricSuite(net, real, seed=0).to(device)
 
     def extract_all() -> None:
         for chunk in samples["gan"].split(batch_size):

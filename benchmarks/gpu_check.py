@@ -313,7 +313,7 @@ def single_device_fid(checkpoint: Path, world: int, epoch: int, cache_dir: Path)
         datamodule, metrics.real_split, extractor, cache_dir, metrics.batch_size, device
     )
     per_rank = math.ceil(metrics.n_samples / world)
-    suite = MetricSuite(extractor, real, n_fake=per_rank * world, compute_is=False).to(device)
+    suite = MetricSuite(extractor, real, compute_is=False).to(device)
     for rank in range(world):
         generator = torch.Generator().manual_seed(metrics.seed + 7919 * epoch + rank)
         for start in range(0, per_rank, metrics.batch_size):
