@@ -12,11 +12,13 @@ import pytest
 import torch
 
 from genlab.checkpoints import load_model
-from genlab.errors import GenlabError
+from genlab.config.overrides import check_overrides
+from genlab.errors import ConfigError, GenlabError
 from genlab.export import export
 from genlab.runs.result import write_result
+from genlab.train import train
 from tests.helpers.checkpoints import write_checkpoint
-from tests.helpers.runs import compose_config
+from tests.helpers.runs import TINY_RUN_NO_METRICS, compose_config
 
 # Run by a fresh interpreter: any import of genlab raises, and none may have happened.
 LOADER = """
@@ -60,6 +62,7 @@ def run_without_genlab(program: Path, inputs: tuple[torch.Tensor, ...], tmp: Pat
 
 FLOW_WITH_GUIDANCE = ["experiment=cfg_flow_mnist", "model.net.width=8", "model.sampling.steps=3"]
 DDIM = ["model=diffusion", "model.net.width=8", "model.sampling.steps=4"]
+FLOW = ["model=flow", "model.net.width=8", "model.sampling.steps=3"]
 
 
 @pytest.mark.slow
@@ -107,9 +110,66 @@ def test_the_model_card_states_config_data_training_and_evaluation(tmp_path: Pat
 def test_a_stochastic_sampler_is_not_exported(tmp_path: Path) -> None:
     ckpt = write_checkpoint(tmp_path / "run", ["model=diffusion", "model.sampling.solver=ddpm"])
     cfg = compose_config("export", [f"ckpt_path={ckpt}"], tmp_path / "out")
-    with pytest.raises(GenlabError, match="samples with fresh noise at every step") as err:
+    with pytest.raises(ConfigError, match="samples with fresh noise at every step") as err:
         export(cfg)
+    # the advice names keys this command takes (once model.sampling.*, which it does not)
+    assert str(err.value).endswith(
+        "export a deterministic sampler: sampling.solver=ddim sampling.eta=0"
+    )
     assert "\n" not in str(err.value) and not list((tmp_path / "out").glob("generator.pt2"))
+
+
+@pytest.mark.parametrize(
+    ("model", "override", "message"),
+    [
+        # once 65 s of tracing and 40 lines of graph dump
+        (FLOW, "sampling.solver=dopri5", r"^sampling\.solver=dopri5 takes as many steps as its "
+         r"tolerances need, which an exported program cannot unroll; export a fixed-step solver"),
+        # `+sampling.solver=ddim` was once accepted and ignored
+        (FLOW, "+sampling.solver=ddim", r"^sampling\.solver='ddim' is not a FlowMatching"),
+        (DDIM, "sampling.eta=0.5", "samples with fresh noise at every step"),
+        (["model=gan"], "sampling.steps=3", "GANModule has no sampling option steps"),
+    ],
+)  # fmt: skip
+def test_a_sampling_option_export_cannot_honour_is_refused_by_name(
+    tmp_path: Path, model: list[str], override: str, message: str
+) -> None:
+    ckpt = write_checkpoint(tmp_path / "run", model)
+    cfg = compose_config("export", [f"ckpt_path={ckpt}", override], tmp_path / "out")
+    with pytest.raises(ConfigError, match=message):
+        export(cfg)
+    assert not list((tmp_path / "out").glob("generator.pt2"))
+
+
+def test_a_key_export_does_not_take_is_refused_by_name() -> None:
+    with pytest.raises(
+        ConfigError, match=r"^sampling\.sover is not a config key; keys of sampling"
+    ):
+        check_overrides("export", ["ckpt_path=x", "sampling.sover=ddim"])
+
+
+def test_the_export_samples_with_the_commands_sampling_options(tmp_path: Path) -> None:
+    ckpt = write_checkpoint(tmp_path / "run", FLOW)
+    cfg = compose_config("export", [f"ckpt_path={ckpt}", "sampling.solver=euler",
+                                    "sampling.steps=2"], tmp_path / "out")  # fmt: skip
+    program = export(cfg)
+    card = (program.parent / "model_card.md").read_text()
+    assert "'solver': 'euler', 'steps': 2" in card and "| nfe | 2 |" in card
+    model, _ = load_model(ckpt)
+    z = torch.randn(3, *model.noise_shape, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        exported = torch.export.load(program).module()(z)
+        expected = model.sample(z, solver="euler", steps=2).clamp(-1, 1)
+    torch.testing.assert_close(exported, expected, atol=1e-5, rtol=0)
+
+
+def test_the_model_card_counts_the_epochs_trained(tmp_path: Path) -> None:
+    """A 2-epoch run's card says 2 (Lightning's checkpoint `epoch` says 1)."""
+    run = tmp_path / "run"
+    train(compose_config("train", [*TINY_RUN_NO_METRICS, "trainer.max_epochs=2"], run))
+    ckpt = run / "checkpoints" / "last.ckpt"
+    program = export(compose_config("export", [f"ckpt_path={ckpt}"], tmp_path / "out"))
+    assert "| epochs_trained | 2 |" in (program.parent / "model_card.md").read_text()
 
 
 @pytest.mark.parametrize(

@@ -84,6 +84,12 @@ def checkpoint_batches_that_stepped(checkpoint: dict[str, Any]) -> int:
     return checkpoint["loops"]["fit_loop"]["epoch_loop.state_dict"]["_batches_that_stepped"]
 
 
+def checkpoint_epochs_trained(checkpoint: dict[str, Any]) -> int:
+    """The epochs a Lightning checkpoint has trained to their end (its `epoch` is the index
+    of the epoch it was saved in: one less after a finished run)."""
+    return checkpoint["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"]
+
+
 def tensorboard_file_writer(summary_writer: Any) -> Any:
     """The event-file writer behind a `torch.utils.tensorboard.SummaryWriter`."""
     return summary_writer._get_file_writer()

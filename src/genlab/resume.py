@@ -4,12 +4,13 @@ A checkpoint carries the resolved config it was trained with (`genlab_config`). 
 run resumes, that config decides the model, data, loss, optimiser, seed and every other
 key, whatever the defaults are today; the command line may change only what is safe to
 change on resume (SAFE_ON_RESUME: epochs and steps, devices, logging, precision between
-mixed and full, callbacks without state, paths). A change to anything else would train a
-different run on top of the checkpoint's state, so it fails in one line naming the key,
-its stored value and the requested one. What the command line requested is what it
-changed against the composed defaults, plus every key it named explicitly (an override
-equal to today's default, `trainer.max_epochs=25`, still wins over the checkpoint's 10), so
-a group choice (`model=vae`) and a single key (`model.loss=hinge`) are judged alike.
+mixed and full, callbacks without state, paths, sampling options). A change to anything
+else would train a different run on top of the checkpoint's state, so it fails in one
+line naming the key, its stored value and the requested one. What the command line
+requested is what it changed against the composed defaults, plus every key it named
+explicitly (an override equal to today's default, `trainer.max_epochs=25`, still wins
+over the checkpoint's 10), so a group choice (`model=vae`) and a single key
+(`model.loss=hinge`) are judged alike.
 
 The run's own directory, `paths`, and keys that genlab gained after the checkpoint was
 written (top-level keys and callbacks) come from the current run. `.hydra/config.yaml`
@@ -30,7 +31,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 
-from genlab.compat import checkpoint_batches_that_stepped
+from genlab.compat import checkpoint_batches_that_stepped, checkpoint_epochs_trained
 from genlab.config.checks import metrics_on
 from genlab.config.paths import config_dir
 from genlab.errors import ConfigError
@@ -47,6 +48,7 @@ SAFE_ON_RESUME = (
     "trainer.check_val_every_n_epoch", "trainer.limit_val_batches", "trainer.profiler",
     "data.data_dir", "data.num_workers", "data.pin_memory",
     "metrics.every_n_epochs", "metrics.batch_size", "metrics.cache_dir", "metrics.allow_download",
+    "model.sampling", "model.validation_sampling",  # how samples are drawn, not what is trained
 )  # fmt: skip
 # Callbacks whose state is part of the run's: weight averaging keeps the averaged weights.
 STATEFUL_CALLBACKS = ("callbacks.ema",)
@@ -223,7 +225,7 @@ def check_training_left(
 ) -> None:
     """A checkpoint that already reached `max_epochs` (or `max_steps`) would resume into a
     run that trains nothing and reports it completed: say so instead."""
-    epochs_done = checkpoint["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"]
+    epochs_done = checkpoint_epochs_trained(checkpoint)
     max_epochs = cfg.trainer.get("max_epochs")
     if isinstance(max_epochs, int) and max_epochs >= 0 and epochs_done >= max_epochs:
         raise ConfigError(

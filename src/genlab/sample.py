@@ -31,6 +31,7 @@ from genlab.runs.output_paths import writable_directory
 from genlab.runs.result import result_recorded
 from genlab.utils.devices import checked_device
 from genlab.utils.files import write_atomically
+from genlab.utils.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -106,9 +107,11 @@ def sample(cfg: DictConfig) -> Path:
     labels = requested_labels(cfg.labels, cfg.n)
     if labels is None:  # the labels generate() would draw itself, drawn here to be written
         labels = model.sample_labels(cfg.n, generator)
-    images = model.generate(
-        cfg.n, generator=generator, labels=labels, **sampling_overrides(cfg.sampling)
-    ).cpu()
+    with progress(f"sampling {cfg.n} images", total=cfg.n) as advance:
+        images = model.generate(
+            cfg.n, generator=generator, labels=labels, on_batch=advance,
+            **sampling_overrides(cfg.sampling),
+        ).cpu()  # fmt: skip
     folder = out_dir or Path(cfg.paths.output_dir)
     if fmt == "grid":
         written = write_grid(images, folder / "samples.png", cfg.nrow)

@@ -19,7 +19,10 @@ program (genlab-export).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import math
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -28,6 +31,10 @@ from genlab.errors import ConfigError
 
 Model = Callable[[Tensor, Tensor], Tensor]  # (x, t) -> velocity or predicted noise
 Sampler = Callable[..., Tensor]  # (model, x, times, *, generator=None, **options) -> sample
+
+#: the most steps a flow solver may take: its error stopped shrinking long before, and a
+#: million steps would run for hours per batch with nothing to show
+MAX_STEPS = 10_000
 
 
 class CountingModel:
@@ -258,12 +265,89 @@ FLOW_SAMPLERS = frozenset({"euler", "heun", "dopri5"})  # model(x, t) is a veloc
 DIFFUSION_SAMPLERS = frozenset({"ddim", "ddpm"})  # model(x, t) is predicted noise
 
 
+def is_number(value: Any) -> bool:
+    """An int or float, not a bool (a config's `true` is no step count or scale)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def finite_at_least(low: float, strict: bool = False) -> Callable[[Any], bool]:
+    """A check for a finite number >= `low` (> `low` when `strict`): NaN and inf pass
+    every comparison a solver makes, and come out as black images."""
+    return lambda v: is_number(v) and math.isfinite(v) and (v > low if strict else v >= low)
+
+
+#: each valued option's check, and what an error says its value must do
+REQUIREMENTS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "guidance": (finite_at_least(0.0), "be a finite number >= 0"),
+    "eta": (lambda v: finite_at_least(0.0)(v) and v <= 1, "lie in [0, 1]"),
+    "rtol": (finite_at_least(0.0, strict=True), "be a finite number > 0"),
+    "atol": (finite_at_least(0.0, strict=True), "be a finite number > 0"),
+}
+
+
+@dataclass(frozen=True)
+class SamplingRules:
+    """The sampling options one model accepts, checked where they are given (the model's
+    config at construction, `sampling.*` on genlab-sample, -eval and -export), so that a
+    value no solver can use is one line naming the key instead of a hang or black images.
+
+    `extra` holds the family's options beside solver, steps and guidance, with defaults.
+    """
+
+    owner: str  # the model's class, as errors name it
+    solvers: frozenset[str]
+    extra: Mapping[str, Any]
+    max_steps: int
+    max_steps_why: str
+    conditional: bool
+
+    @property
+    def options(self) -> tuple[str, ...]:
+        return ("solver", "steps", "guidance", *self.extra)
+
+    def check(self, settings: Mapping[str, Any], key: str) -> None:
+        """Raise ConfigError on the first option of `settings` that cannot work, named as
+        `key`.<option> (the prefix the command line typed: `model.sampling`, `sampling`)."""
+        for name in settings:
+            if name not in self.options:
+                raise ConfigError(
+                    f"{key}.{name}: {self.owner} has no sampling option {name} "
+                    f"(its options: {', '.join(self.options)})"
+                )
+        solver = settings.get("solver")
+        if solver not in self.solvers:
+            raise ConfigError(
+                f"{key}.solver={solver!r} is not a {self.owner} solver; choose one of "
+                f"{', '.join(sorted(self.solvers))}"
+            )
+        self.check_steps(settings.get("steps"), key)
+        for name in self.options:
+            check, requirement = REQUIREMENTS.get(name, (None, ""))
+            if check is not None and name in settings and not check(settings[name]):
+                raise ConfigError(f"{key}.{name} must {requirement}, got {settings[name]!r}")
+        guidance = settings.get("guidance", 1)
+        if guidance != 1 and not self.conditional:
+            raise ConfigError(
+                f"{key}.guidance={guidance!r} needs a class-conditional model "
+                f"(model.num_classes > 0); this one is unconditional: drop {key}.guidance"
+            )
+
+    def check_steps(self, steps: Any, key: str) -> None:
+        """Steps are a positive int within `max_steps`."""
+        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+            raise ConfigError(f"{key}.steps must be a positive integer, got {steps!r}")
+        if steps > self.max_steps:
+            raise ConfigError(
+                f"{key}.steps must lie in 1..{self.max_steps} ({self.max_steps_why}), got {steps}"
+            )
+
+
 def get_sampler(name: str, family: str) -> Sampler:
     """Look up a sampler by its config name, for a `family` of "flow" or "diffusion"."""
     allowed = {"flow": FLOW_SAMPLERS, "diffusion": DIFFUSION_SAMPLERS}[family]
     if name not in allowed:
         choices = ", ".join(s for s in SAMPLERS if s in allowed)
         raise ConfigError(
-            f"model.sampler={name!r} is not a {family} sampler; choose one of {choices}"
+            f"sampling.solver={name!r} is not a {family} sampler; choose one of {choices}"
         )
     return SAMPLERS[name]

@@ -110,6 +110,8 @@ def describe(error: HydraException, config_name: str, overrides: list[str]) -> s
     if isinstance(error.__cause__, ValidationError) and full_key:  # a value of the wrong type
         return f"{full_key}: {str(error.__cause__).splitlines()[0]}"
     if isinstance(error, ConfigCompositionException) and full_key:
+        if config_name == "train" and any(o.split("=", 1)[0] == "ckpt_path" for o in overrides):
+            return not_a_key_on_resume(full_key)
         parent = full_key.rpartition(".")[0]
         others = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != full_key]
         node = OmegaConf.select(compose_config(config_name, others), parent) if parent else None
@@ -118,6 +120,36 @@ def describe(error: HydraException, config_name: str, overrides: list[str]) -> s
         )
         return f"{full_key} is not a config key{valid} (to add a key, prefix it with +)"
     return " ".join(str(error).split())
+
+
+def not_a_key_on_resume(full_key: str) -> str:
+    """A resumed run composes today's defaults (the GAN model, say) before its checkpoint's
+    config replaces them, so a key of the checkpoint's own model is not found there; the
+    keys of another model's config are no help."""
+    group = full_key.split(".", 1)[0]
+    hint = (
+        " (its sampling options may change: model.sampling.steps=...)" if group == "model" else ""
+    )
+    return (
+        f"{full_key} is not a key of today's default {group} config, which a resumed run "
+        f"composes before its checkpoint's config replaces it; a resumed run keeps the "
+        f"checkpoint's {group} keys: drop the override, or start a new run without "
+        f"ckpt_path{hint}"
+    )
+
+
+# Keys a resumed run may change although today's default model (the GAN) has none of them.
+SAMPLING_KEYS = ("model.sampling.", "model.validation_sampling.")
+
+
+def forced_on_resume(config_name: str, args: list[str]) -> list[str]:
+    """`args` with each `model.sampling.*` override of a resumed training forced (`++`):
+    today's defaults, which a resumed run composes first, may hold no such key (the GAN),
+    yet the checkpoint's model has it and may change it on resume (SAFE_ON_RESUME)."""
+    if config_name != "train" or not any(arg.startswith("ckpt_path=") for arg in args):
+        return args
+    return [f"++{arg.lstrip('+')}" if arg.lstrip("+").startswith(SAMPLING_KEYS) else arg
+            for arg in args]  # fmt: skip
 
 
 def check_overrides(config_name: str, args: list[str]) -> None:
@@ -156,6 +188,7 @@ def checked_entry_point(hydra_main: Callable[[], object], config_name: str) -> C
         register_resolvers()
         register_schemas()
         route_library_output_to_logging()
+        sys.argv[1:] = forced_on_resume(config_name, sys.argv[1:])
         with user_errors_reported():
             check_overrides(config_name, sys.argv[1:])
         try:

@@ -16,6 +16,7 @@ from typing import Any
 
 from torch import Tensor
 
+from genlab.errors import ConfigError
 from genlab.metrics.moments import Moments
 from genlab.metrics.suite import frechet_distance
 
@@ -56,10 +57,29 @@ def conditional_scores(
                               "class_accuracy": None}  # fmt: skip
     if fake_labels is None:
         return scores
+    check_label_range(fake_labels, real_labels, classifier_classes)
     if real_labels is not None and isinstance(real, Tensor):
         scores["intra_fid_mean"], scores["intra_fid_per_class"] = intra_class_fid(
             real, real_labels, fake, fake_labels
         )
-    if classifier_classes is not None and int(fake_labels.max()) < classifier_classes:
+    if classifier_classes is not None:
         scores["class_accuracy"] = class_accuracy(fake_logits, fake_labels)
     return scores
+
+
+def check_label_range(
+    fake_labels: Tensor, real_labels: Tensor | None, classifier_classes: int | None
+) -> None:
+    """Raise ConfigError for sample labels outside the classes of the reference (or of the
+    classifier): a class they name has no real images and no logit, so its intra-class FID
+    and class accuracy would be silently left out or wrong."""
+    classes = int(real_labels.max()) + 1 if real_labels is not None else classifier_classes
+    if classes is None:
+        return
+    low, high = int(fake_labels.min()), int(fake_labels.max())
+    if low < 0 or high >= classes:
+        raise ConfigError(
+            f"the samples' labels lie in {low}..{high}, outside the {classes} classes "
+            f"0..{classes - 1} of the reference: fix the labels (an .npz's arr_1, or a folder's "
+            "class subfolders) so that each names a class of the reference"
+        )

@@ -26,7 +26,8 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
 import genlab
-from genlab.errors import GenlabError, first_line
+from genlab.compat import checkpoint_epochs_trained
+from genlab.errors import ConfigError, GenlabError, first_line
 from genlab.models.base import GenerativeModule
 from genlab.runs.result import read_result
 from genlab.utils.files import write_atomically
@@ -37,9 +38,9 @@ CARD_FILE = "model_card.md"
 
 
 def networks_used_by_sample(
-    model: GenerativeModule, z: Tensor, labels: Tensor | None = None
+    model: GenerativeModule, settings: dict[str, Any], z: Tensor, labels: Tensor | None = None
 ) -> list[str]:
-    """Names of the model's child modules that `sample` runs."""
+    """Names of the model's child modules that `sample` runs with `settings`."""
     called: list[str] = []
     hooks = [
         child.register_forward_hook(lambda *_, name=name: called.append(name))
@@ -47,24 +48,25 @@ def networks_used_by_sample(
     ]
     try:
         with torch.no_grad():
-            model.sample(z, labels, **model.sampling_settings())
+            model.sample(z, labels, **settings)
     finally:
         for hook in hooks:
             hook.remove()
     return list(dict.fromkeys(called))
 
 
-class Sampler(nn.Module):
-    """`model.sample(z, labels).clamp(-1, 1)` with the model's sampling settings, holding
-    only the networks sampling runs."""
+class ExportedGenerator(nn.Module):
+    """`model.sample(z, labels, **settings).clamp(-1, 1)`, holding only the networks
+    sampling runs."""
 
-    def __init__(self, model: GenerativeModule, used: list[str]) -> None:
+    def __init__(self, model: GenerativeModule, settings: dict[str, Any], used: list[str]) -> None:
         super().__init__()
         self.networks = nn.ModuleDict({name: getattr(model, name) for name in used})
         object.__setattr__(self, "model", model)  # not a submodule: the rest stays out
+        self.settings = settings
 
     def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
-        return self.model.sample(z, labels, **self.model.sampling_settings()).clamp(-1.0, 1.0)
+        return self.model.sample(z, labels, **self.settings).clamp(-1.0, 1.0)
 
 
 def example_inputs(model: GenerativeModule) -> tuple[Tensor, ...]:
@@ -73,21 +75,32 @@ def example_inputs(model: GenerativeModule) -> tuple[Tensor, ...]:
     return (z, torch.zeros(2, dtype=torch.long)) if model.conditional else (z,)
 
 
-def export_generator(model: GenerativeModule, path: Path) -> Path:
-    """Write the model's sampler as a torch.export program with a free batch size.
+def export_generator(
+    model: GenerativeModule, path: Path, sampling: dict[str, Any] | None = None
+) -> Path:
+    """Write the model's sampler, with its sampling settings updated by `sampling` (the
+    command's `sampling.*`), as a torch.export program with a free batch size.
 
-    The written file is loaded back and checked against `sample` on random noise; a
-    mismatch is an error, not a silent export.
+    The loop of an iterative model is unrolled into the program, so its sampler must be
+    deterministic and take a fixed number of steps. The written file is loaded back and
+    checked against `sample` on random noise; a mismatch is an error, not a silent export.
     """
     model = model.cpu().eval()
-    if not model.deterministic_sampling():
-        raise GenlabError(
-            f"{type(model).__name__} samples with fresh noise at every step "
-            f"({model.sampling_settings()}); export a deterministic sampler, e.g. "
-            "model.sampling.solver=ddim with model.sampling.eta=0"
+    settings = model.sampling_settings(**(sampling or {}))
+    if not model.deterministic_sampling(**settings):
+        raise ConfigError(
+            f"{type(model).__name__} samples with fresh noise at every step ({settings}), "
+            "which a program of the noise alone cannot reproduce; export a deterministic "
+            "sampler: sampling.solver=ddim sampling.eta=0"
+        )
+    if model.function_evaluations(**settings) is None:
+        raise ConfigError(
+            f"sampling.solver={settings.get('solver')} takes as many steps as its tolerances "
+            "need, which an exported program cannot unroll; export a fixed-step solver: "
+            "sampling.solver=heun (or euler) with sampling.steps=N"
         )
     inputs = example_inputs(model)
-    decoder = Sampler(model, networks_used_by_sample(model, *inputs))
+    decoder = ExportedGenerator(model, settings, networks_used_by_sample(model, settings, *inputs))
     batch = torch.export.Dim("batch", min=1)
     try:
         program = torch.export.export(
@@ -106,7 +119,7 @@ def export_generator(model: GenerativeModule, path: Path) -> Path:
     return path
 
 
-def check_round_trip(model: GenerativeModule, decoder: Sampler, path: Path) -> None:
+def check_round_trip(model: GenerativeModule, decoder: ExportedGenerator, path: Path) -> None:
     """The saved program must reproduce the model on 5 random noises (a batch size it was
     not traced with)."""
     generator = torch.Generator().manual_seed(0)
@@ -122,21 +135,27 @@ def check_round_trip(model: GenerativeModule, decoder: Sampler, path: Path) -> N
 
 
 def card_facts(
-    model: GenerativeModule, checkpoint: dict[str, Any], ckpt_path: Path, run_cfg: DictConfig
+    model: GenerativeModule,
+    checkpoint: dict[str, Any],
+    ckpt_path: Path,
+    run_cfg: DictConfig,
+    sampling: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """What the card states about the model, its data and its training."""
+    """What the card states about the model, its data, its training and the sampling
+    settings (updated by `sampling`) the program was exported with."""
+    settings = model.sampling_settings(**(sampling or {}))
     data = run_cfg.data
     run = read_result(ckpt_path.resolve().parent.parent) or {}
     return {
         "checkpoint": str(ckpt_path.resolve()),
         "model": type(model).__name__,
         "noise_shape": list(model.noise_shape),
-        "sampling": model.sampling_settings() or "one pass",
-        "nfe": model.function_evaluations(),
+        "sampling": settings or "one pass",
+        "nfe": model.function_evaluations(**settings),
         "num_classes": model.num_classes,
         "image_shape": [int(data.channels), int(data.image_size), int(data.image_size)],
         "dataset": str(data.get("_target_", "?")).rsplit(".", 1)[-1],
-        "epochs_trained": checkpoint.get("epoch"),
+        "epochs_trained": checkpoint_epochs_trained(checkpoint) if "loops" in checkpoint else None,
         "optimizer_steps": checkpoint.get("global_step"),
         "training_wall_seconds": run.get("wall_seconds"),
         "training_status": run.get("status"),

@@ -15,7 +15,8 @@ Sampling runs DDIM (Song et al., ICLR 2021; `eta` = 0 deterministic) or ancestra
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -31,6 +32,8 @@ class DiffusionModule(IterativeModule):
     pixel). The network reads the timestep as t / T in [0, 1)."""
 
     solvers = DIFFUSION_SAMPLERS
+    #: ddim's eta: 0 deterministic, 1 as stochastic as DDPM
+    sampling_defaults: ClassVar[Mapping[str, Any]] = {"eta": 0.0}
 
     def __init__(
         self,
@@ -53,16 +56,9 @@ class DiffusionModule(IterativeModule):
         abar = alphas_cumprod(SCHEDULES[schedule](num_train_steps))
         self.register_buffer("alphas_cumprod", abar, persistent=False)
 
-    def check_sampling(self, settings: dict[str, Any], key: str) -> None:
-        super().check_sampling(settings, key)
-        if not 1 <= settings["steps"] <= self.num_train_steps:
-            raise ConfigError(
-                f"{key}.steps must lie in 1..{self.num_train_steps} (model.num_train_steps), "
-                f"got {settings['steps']}"
-            )
-        eta = settings.get("eta", 0.0)
-        if not isinstance(eta, int | float) or not 0.0 <= eta <= 1.0:
-            raise ConfigError(f"{key}.eta must lie in [0, 1], got {eta!r}")
+    @property
+    def max_sampling_steps(self) -> tuple[int, str]:
+        return self.num_train_steps, "model.num_train_steps: the timesteps there are to visit"
 
     def network(self, x: Tensor, t: Tensor, labels: Tensor | None) -> Tensor:
         """The noise prediction at integer timesteps `t` (the net reads t / T)."""
@@ -86,7 +82,7 @@ class DiffusionModule(IterativeModule):
         self, model: Model, noise: Tensor, generator: torch.Generator | None, **settings: Any
     ) -> Tensor:
         times = ddim_timesteps(self.num_train_steps, settings["steps"]).to(noise.device)
-        options = {"eta": settings.get("eta", 0.0)} if settings["solver"] == "ddim" else {}
+        options = {"eta": settings["eta"]} if settings["solver"] == "ddim" else {}
         sampler = get_sampler(settings["solver"], "diffusion")
         return sampler(
             model, noise, times, alphas_cumprod=self.alphas_cumprod, generator=generator, **options
@@ -97,4 +93,4 @@ class DiffusionModule(IterativeModule):
 
     def deterministic_sampling(self, **sampling: Any) -> bool:
         settings = self.sampling_settings(**sampling)
-        return settings["solver"] == "ddim" and settings.get("eta", 0.0) == 0
+        return settings["solver"] == "ddim" and settings["eta"] == 0

@@ -15,7 +15,8 @@ to 1 with Euler, Heun or adaptive dopri5.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -34,6 +35,8 @@ class FlowMatchingModule(IterativeModule):
     `sampling.steps` steps (dopri5: adaptive, within `rtol`/`atol`)."""
 
     solvers = FLOW_SAMPLERS
+    #: dopri5's error tolerances per step (torchdiffeq's rtol and atol)
+    sampling_defaults: ClassVar[Mapping[str, Any]] = {"rtol": 1e-5, "atol": 1e-5}
 
     def __init__(
         self, net: nn.Module, optimizer: Any, coupling: str = "independent", **options: Any
@@ -63,8 +66,10 @@ class FlowMatchingModule(IterativeModule):
         self, model: Model, noise: Tensor, generator: torch.Generator | None, **settings: Any
     ) -> Tensor:
         times = torch.linspace(0.0, 1.0, settings["steps"] + 1)  # dopri5 reads only the ends
+        solver = settings["solver"]
+        options = {"rtol": settings["rtol"], "atol": settings["atol"]} if solver == "dopri5" else {}
         try:
-            return get_sampler(settings["solver"], "flow")(model, noise, times, generator=generator)
+            return get_sampler(solver, "flow")(model, noise, times, generator=generator, **options)
         except ImportError as err:  # dopri5 without torchdiffeq
             raise ConfigError(f"{err} (or sample with sampling.solver=heun)") from None
 

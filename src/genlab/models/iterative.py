@@ -10,7 +10,8 @@ options with their validation, the NFE count, and a validation loss on fixed dra
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -25,7 +26,7 @@ from genlab.models.optimizers import (
     with_schedulers,
 )
 from genlab.preflight import Probe, makes_images
-from genlab.sampling import Model, counting, guided
+from genlab.sampling import MAX_STEPS, Model, SamplingRules, counting, guided
 
 #: seeds the draws (times, noise) of the validation loss: the same every epoch
 VALIDATION_SEED = 1234
@@ -54,6 +55,9 @@ class IterativeModule(GenerativeModule):
     loss_names = ("train/loss",)
     #: the solvers this family samples with (see `genlab.sampling`)
     solvers: frozenset[str] = frozenset()
+    #: sampling options the family takes beside solver, steps and guidance, with their
+    #: defaults (a checkpoint written before an option existed samples with its default)
+    sampling_defaults: ClassVar[Mapping[str, Any]] = {}
 
     def __init__(
         self,
@@ -80,10 +84,14 @@ class IterativeModule(GenerativeModule):
         self.net = net
         self.image_shape = (channels, image_size, image_size)
         self.label_dropout = label_dropout if self.conditional else 0.0
-        self._default_sampling = {"guidance": 1.0, **plain_dict(sampling)}
+        self._default_sampling = {
+            "guidance": 1.0,
+            **self.sampling_defaults,
+            **plain_dict(sampling),
+        }
         self.check_sampling(self._default_sampling, "model.sampling")
         self._validation_sampling = plain_dict(validation_sampling)
-        merged = GenerativeModule.sampling_settings(self, **self._validation_sampling)
+        merged = {**self._default_sampling, **self._validation_sampling}
         self.check_sampling(merged, "model.validation_sampling")
         #: network evaluations per image of the last `sample` call (what an adaptive solver took)
         self.last_function_evaluations: int | None = None
@@ -101,26 +109,29 @@ class IterativeModule(GenerativeModule):
         return dict(self._validation_sampling)
 
     def sampling_settings(self, **sampling: Any) -> dict[str, Any]:
-        settings = super().sampling_settings(**sampling)
+        """`default_sampling` updated with `sampling`, checked (named `sampling.*`, as
+        genlab-sample, -eval and -export take them) when anything was given."""
+        settings = {**self.default_sampling, **sampling}
         if sampling:
             self.check_sampling(settings, "sampling")
         return settings
 
     def check_sampling(self, settings: dict[str, Any], key: str) -> None:
-        """Raise ConfigError unless `settings` name a solver of this family, at least one
-        step and a guidance scale >= 0 (guidance > 1 only for a conditional model's use)."""
-        solver = settings.get("solver")
-        if solver not in self.solvers:
-            raise ConfigError(
-                f"{key}.solver={solver!r} is not a {type(self).__name__} solver; choose one of "
-                f"{', '.join(sorted(self.solvers))}"
-            )
-        steps = settings.get("steps")
-        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
-            raise ConfigError(f"{key}.steps must be a positive integer, got {steps!r}")
-        guidance = settings.get("guidance")
-        if not isinstance(guidance, int | float) or guidance < 0:
-            raise ConfigError(f"{key}.guidance must be a number >= 0, got {guidance!r}")
+        """Raise ConfigError, naming `key`.<option>, unless every option of `settings` is
+        one this model can sample with (see `sampling_rules`)."""
+        self.sampling_rules.check(settings, key)
+
+    @property
+    def sampling_rules(self) -> SamplingRules:
+        """What this model accepts as sampling options."""
+        limit, why = self.max_sampling_steps
+        return SamplingRules(type(self).__name__, self.solvers, self.sampling_defaults, limit,
+                             why, self.conditional)  # fmt: skip
+
+    @property
+    def max_sampling_steps(self) -> tuple[int, str]:
+        """The most steps a sampler may take, and why that many."""
+        return MAX_STEPS, "more would take hours per batch and add nothing"
 
     def probes(self, image_shape: tuple[int, int, int]) -> list[Probe]:
         hint = "set model.channels/model.image_size and the net's to data.channels/data.image_size"
