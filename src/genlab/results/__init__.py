@@ -5,13 +5,22 @@ its final and best-on-validation weights scored by genlab-eval against the held-
 stored as results/<recipe>/<seed>.json; the floor row (real training images scored the same
 way) is results/floor.json. Only missing cells run, so an interrupted `make results` goes on
 where it stopped; after each cell docs/results.md (and its time-to-FID picture) is generated
-again from all stored cells.
+again from all stored cells. Each cell prints a line per phase (train, eval final, eval best)
+naming the log to follow.
+
+Ctrl+C or SIGTERM stops the whole command: the running training saves its checkpoint (see
+genlab.results.children), the page is written, and the next run resumes the cell. A cell
+that another genlab-results measures at the same time is skipped, not failed. The default
+plan, results/ and docs/results.md are the project's, from any current directory.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from rich.console import Console
@@ -19,17 +28,22 @@ from rich.console import Console
 from genlab.config.paths import config_dir
 from genlab.errors import user_errors_reported
 from genlab.results.cells import (
-    FLOOR_FILE,
+    Cell,
     CellFailed,
     measure,
     measure_floor,
     missing_cells,
     read_cells,
     read_floor,
+    unreadable_files,
 )
+from genlab.results.children import CHILDREN, CellBusy, Stopped
 from genlab.results.plan import Plan, Recipe, load_plan
 from genlab.results.plots import drawable, plot_time_to_fid
 from genlab.results.table import Cells, render
+
+# The project's root: the default results/ and docs/ are its own, whatever the current directory.
+PROJECT = config_dir().parent
 
 
 def picture_path(docs: Path) -> Path:
@@ -69,14 +83,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--results",
         type=Path,
-        default=Path("results"),
-        help="where the cells are stored: <results>/<recipe>/<seed>.json",
+        default=PROJECT / "results",
+        help="where the cells are stored: <results>/<recipe>/<seed>.json (default: the "
+        "project's results/, from any directory; a path given is relative to the current one)",
     )
     parser.add_argument(
         "--docs",
         type=Path,
-        default=Path("docs/results.md"),
-        help="the page generated from the cells",
+        default=PROJECT / "docs" / "results.md",
+        help="the page generated from the cells (default: the project's docs/results.md)",
     )
     parser.add_argument(
         "--only",
@@ -94,9 +109,66 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@dataclass
+class Tally:
+    """What a run did with its cells: its summary line and its exit status."""
+
+    measured: int = 0
+    failed: list[str] = field(default_factory=list)
+    busy: int = 0  # skipped: another genlab-results measures them
+    current: str | None = None  # the cell (or the floor) being measured
+
+    def summary(self, docs: Path) -> str:
+        busy = f", {self.busy} skipped (another genlab-results measures them)" if self.busy else ""
+        return f"{docs}: {self.measured} cell(s) measured, {len(self.failed)} failed{busy}"
+
+    def interrupted(self, stop: Stopped) -> str:
+        if self.current is None:
+            return f"interrupted ({stop}) between cells; run genlab-results again to go on"
+        how = "did not exit in time and was killed" if stop.killed else "stopped"
+        return (
+            f"interrupted ({stop}): {self.current} {how} and is not stored; run genlab-results "
+            "again to resume it (its training goes on from its last checkpoint)"
+        )
+
+
+def measure_one(label: str, run: Callable[[], object], tally: Tally, console: Console) -> None:
+    """Measure one cell (or the floor): a failed one is reported and skipped, as is one that
+    another genlab-results measures now (its numbers are that one's to store)."""
+    tally.current = label
+    try:
+        run()
+        tally.measured += 1
+    except CellFailed as err:
+        tally.failed.append(label)
+        console.print(f"failed: {err}", highlight=False)
+    except CellBusy as err:
+        tally.busy += 1
+        console.print(str(err), highlight=False)
+    tally.current = None
+
+
+def measure_all(
+    plan: Plan, todo: list[Cell], args: argparse.Namespace, tally: Tally, console: Console
+) -> None:
+    """The floor row if it is missing, then every cell of `todo`; the page after each."""
+    every = plan.selected(None)
+    if plan.floor is not None and read_floor(args.results) is None:
+        console.print("floor: the real training images, scored as samples are")
+        measure_one("floor", partial(measure_floor, plan, args.results), tally, console)
+    for number, cell in enumerate(todo, start=1):
+        console.print(f"[{number}/{len(todo)}] {cell.label}", highlight=False)
+        measure_one(cell.label, partial(measure, cell, plan, args.results), tally, console)
+        write_page(plan, every, args.results, args.docs)
+    if not todo:
+        write_page(plan, every, args.results, args.docs)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point; a user's mistake is one `error:` line (exit 2), a failed cell is
-    reported and skipped, and the command exits 1 if any cell failed."""
+    reported and skipped, a cell that another genlab-results measures is skipped, and the
+    command exits 1 if any cell failed. SIGINT or SIGTERM stops the whole command once the
+    running child has saved (exit 130 or 143), after writing the page."""
     args = parse_args(argv)
     console = Console(soft_wrap=True)  # a path in a line is never broken
     with user_errors_reported():
@@ -107,33 +179,27 @@ def main(argv: list[str] | None = None) -> None:
             if args.render_only
             else missing_cells(plan.selected(args.only), plan.seeds, args.results)
         )
+        for path, why in unreadable_files(args.results, every, plan.seeds):
+            console.print(
+                f"{path} cannot be used ({why}): it is left out of the page and counted as "
+                "not measured; a run of genlab-results measures it again and replaces the file",
+                highlight=False,
+            )
         if args.list:
             for cell in todo:
                 console.print(cell.label, highlight=False)
             return
-        floor_failed, failed = False, []  # the floor row's measurement; the cells that failed
-        floor_missing = plan.floor is not None and not (args.results / FLOOR_FILE).is_file()
-        if floor_missing and not args.render_only:
-            console.print("floor: the real training images, scored as samples are")
-            try:
-                measure_floor(plan, args.results)
-            except CellFailed as err:
-                floor_failed = True
-                console.print(f"failed: {err}", highlight=False)
-        for number, cell in enumerate(todo, start=1):
-            console.print(f"[{number}/{len(todo)}] {cell.label}", highlight=False)
-            try:
-                measure(cell, plan, args.results)
-            except CellFailed as err:
-                failed.append(cell)
-                console.print(f"failed: {err}", highlight=False)
+        if args.render_only:
             write_page(plan, every, args.results, args.docs)
-        if not todo:
+            return
+        tally = Tally()
+        try:
+            with CHILDREN.stopping_on_signals():
+                measure_all(plan, todo, args, tally, console)
+        except Stopped as stop:
             write_page(plan, every, args.results, args.docs)
-        console.print(
-            f"{args.docs}: {len(todo) - len(failed)} cell(s) measured, "
-            f"{len(failed) + floor_failed} failed",
-            highlight=False,
-        )
-    if failed or floor_failed:
+            console.print(tally.interrupted(stop), highlight=False)
+            sys.exit(stop.exit_status)
+        console.print(tally.summary(args.docs), highlight=False)
+    if tally.failed:
         sys.exit(1)

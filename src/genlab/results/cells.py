@@ -8,18 +8,26 @@ regime it trained in (batches, training images, wall time).
 
 A cell's numbers are stored as `results/<recipe>/<seed>.json` with the commit and the resolved
 config that produced them. Its runs go to `<runs_dir>/<recipe>/<seed>/` (training) and its
-`eval_final/` and `eval_best/` subfolders; a cell whose training was interrupted resumes from
-its own last.ckpt. The floor row (real training images scored as samples are) is
-`results/floor.json`.
+`eval_final/` and `eval_best/` subfolders, their logs beside it (`<seed>.train.log`, appended
+to by every attempt), measured under the lock `<seed>.lock`; a cell whose training was
+interrupted resumes from its own last.ckpt. The floor row (real training images scored as
+samples are) is `results/floor.json`.
+
+A stored file that cannot be read (not JSON, truncated, or without the keys the page reads,
+of the types it reads) counts as not measured: the page leaves it out, genlab-results names
+it in one line and measures the cell again.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
-import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,19 +35,24 @@ from typing import Any
 import yaml
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
+from rich import get_console
 
 import genlab
 from genlab.checkpoints import read_checkpoint, run_datamodule
 from genlab.compat import checkpoint_batches_that_stepped
 from genlab.config.compose import compose_config
 from genlab.config.paths import config_dir
+from genlab.errors import first_line
 from genlab.report.runs import Series, read_job
+from genlab.results.children import CHILDREN
 from genlab.results.plan import Plan, Recipe
+from genlab.results.table import CELL_FIELDS, FLOOR_FIELDS, Columns, Fields
 from genlab.runs.result import read_result
 from genlab.runs.run_dir_check import holds_a_run
 from genlab.sample import write_npz
 from genlab.utils.files import write_atomically
 from genlab.utils.git import git_commit, has_uncommitted_changes
+from genlab.utils.progress import progress
 
 # Training overrides of every cell: a CSV log the cell reads, no console progress bar.
 CELL_TRAIN_OVERRIDES = ("logger=csv", "callbacks.progress_bar=null")
@@ -62,15 +75,75 @@ class Cell:
     def run_dir(self, runs_dir: Path) -> Path:
         return runs_dir / self.recipe.name / str(self.seed)
 
+    def lock(self, runs_dir: Path) -> Path:
+        """Beside the run dir, not in it: a training that died before its first checkpoint
+        has its run dir removed, and the lock must outlive that."""
+        return runs_dir / self.recipe.name / f"{self.seed}.lock"
+
 
 class CellFailed(Exception):
     """A cell's training or evaluation ended without its numbers (the run dir says why)."""
 
 
 def missing_cells(recipes: list[Recipe], seeds: tuple[int, ...], results: Path) -> list[Cell]:
-    """The cells with no stored numbers: what `genlab-results` has left to run."""
+    """The cells with no readable stored numbers: what `genlab-results` has left to run (a
+    file that cannot be read is measured again, never counted as measured)."""
     cells = [Cell(recipe, seed) for recipe in recipes for seed in seeds]
-    return [cell for cell in cells if not cell.file(results).is_file()]
+    return [cell for cell in cells if read_stored(cell.file(results), CELL_FIELDS) is None]
+
+
+def field_problem(value: Any, kind: Any, name: str) -> str | None:
+    """Why `value` is not of `kind` (see table.CELL_FIELDS), naming the field; None if it is."""
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if value is None and type(None) in kinds:
+        return None
+    for each in kinds:
+        if isinstance(each, dict) and isinstance(value, dict):
+            inner = (field_problem(value.get(k), v, f"{name}.{k}") for k, v in each.items())
+            return next((problem for problem in inner if problem), None)
+        if isinstance(each, Columns) and isinstance(value, dict):
+            columns = [value.get(key) for key in {*each.keys, *value}]
+            numbers = all(isinstance(c, list) and all(map(is_number, c)) for c in columns)
+            if numbers and len({len(c) for c in columns}) == 1:
+                return None
+        if isinstance(each, type) and isinstance(value, each) and not isinstance(value, bool):
+            return None
+    return f"its {name!r} is missing or of the wrong type"
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def stored_problem(path: Path, fields: Fields) -> str | None:
+    """Why the stored file at `path` cannot be used (None: it can, or there is none)."""
+    if not path.is_file():
+        return None
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        return f"not readable JSON: {first_line(err)}"
+    if not isinstance(stored, dict):
+        return f"it holds a JSON {type(stored).__name__}, not an object"
+    return next(filter(None, (field_problem(stored.get(k), v, k) for k, v in fields.items())), None)
+
+
+def read_stored(path: Path, fields: Fields) -> dict[str, Any] | None:
+    """The stored cell (or floor row) at `path`, or None when there is none or it cannot
+    be used (`unreadable_files` names it)."""
+    if not path.is_file() or stored_problem(path, fields) is not None:
+        return None
+    return json.loads(path.read_text())
+
+
+def unreadable_files(
+    results: Path, recipes: list[Recipe], seeds: tuple[int, ...]
+) -> list[tuple[Path, str]]:
+    """(file, why) of every stored cell and floor row that cannot be used."""
+    checks = [(Cell(r, s).file(results), CELL_FIELDS) for r in recipes for s in seeds]
+    checks.append((results / FLOOR_FILE, FLOOR_FIELDS))
+    problems = [(path, stored_problem(path, fields)) for path, fields in checks]
+    return [(path, why) for path, why in problems if why is not None]
 
 
 def genlab_command(module: str, overrides: list[str]) -> list[str]:
@@ -78,14 +151,31 @@ def genlab_command(module: str, overrides: list[str]) -> list[str]:
     return [sys.executable, "-m", module, *overrides]
 
 
+@contextmanager
+def phase(name: str, log: Path) -> Iterator[None]:
+    """One line per phase of a cell (what runs, the log to follow) and, on a terminal, a
+    spinner with its elapsed time: a cell takes minutes, its phases tell where it is."""
+    get_console().print(f"  {name}: log {log}", highlight=False, soft_wrap=True)
+    with progress(name):
+        yield
+
+
 def run_logged(command: list[str], log: Path) -> None:
+    """Run a child, its output appended to `log` below a header line: a resumed training's
+    log keeps the attempts before it."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("w") as out:
-        proc = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, check=False)
-    if proc.returncode != 0:
-        lines = log.read_text().strip().splitlines()
+    with log.open("a") as out:
+        out.write(f"==== {time.strftime('%Y-%m-%d %H:%M:%S')} genlab-results runs: "
+                  f"{shlex.join(command)}\n")  # fmt: skip
+        out.flush()
+        start = out.tell()
+        returncode = CHILDREN.run(command, out)
+    if returncode != 0:
+        with log.open() as written:
+            written.seek(start)
+            lines = written.read().strip().splitlines()
         raise CellFailed(
-            f"{command[2]} exited with {proc.returncode}: "
+            f"{command[2]} exited with {returncode}: "
             f"{lines[-1] if lines else 'no output'} (log: {log})"
         )
 
@@ -104,7 +194,9 @@ def train(cell: Cell, run_dir: Path) -> bool:
         f"hydra.run.dir={run_dir}",
         *([f"ckpt_path={run_dir}"] if resumed else []),
     ]
-    run_logged(genlab_command("genlab.train", overrides), run_dir.parent / f"{cell.seed}.train.log")
+    log = run_dir.parent / f"{cell.seed}.train.log"
+    with phase("train, resuming its last.ckpt" if resumed else "train", log):
+        run_logged(genlab_command("genlab.train", overrides), log)
     return resumed
 
 
@@ -141,7 +233,8 @@ def score_checkpoints(
             log = run_dir.parent / f"{cell.seed}.eval_{which}.log"
             eval_dir = run_dir / f"eval_{which}"
             sources = [f"ckpt_path={ckpt}"]
-            scores[which] = evaluate(cell.label, sources, eval_dir, eval_overrides, log)
+            with phase(f"eval {which} ({name})", log):
+                scores[which] = evaluate(cell.label, sources, eval_dir, eval_overrides, log)
     return scores["final"], scores["best"]
 
 
@@ -199,24 +292,26 @@ def store(path: Path, record: dict[str, Any]) -> None:
 
 
 def measure(cell: Cell, plan: Plan, results: Path) -> dict[str, Any]:
-    """Run the cell (train, evaluate) and store its numbers; returns what it stored."""
+    """Run the cell (train, evaluate) under its lock and store its numbers; returns what it
+    stored. `CellBusy` when another genlab-results measures it now."""
     run_dir = cell.run_dir(plan.runs_dir)
-    machine = provenance()  # the load before the cell's own work: other work beside it
-    resumed = train(cell, run_dir)
-    final, best = score_checkpoints(cell, run_dir, plan.eval)
-    record = {
-        "recipe": cell.recipe.name,
-        "seed": cell.seed,
-        "train_overrides": list(cell.recipe.train),
-        "eval_overrides": list(plan.eval),
-        **machine,
-        "resumed": resumed,  # the training wall time is then that of its last start only
-        "train": training_numbers(run_dir),
-        "final": final,
-        "best": best,
-        "config": yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text()),
-    }
-    store(cell.file(results), record)
+    with CHILDREN.holding(cell.lock(plan.runs_dir), cell.label):
+        machine = provenance()  # the load before the cell's own work: other work beside it
+        resumed = train(cell, run_dir)
+        final, best = score_checkpoints(cell, run_dir, plan.eval)
+        record = {
+            "recipe": cell.recipe.name,
+            "seed": cell.seed,
+            "train_overrides": list(cell.recipe.train),
+            "eval_overrides": list(plan.eval),
+            **machine,
+            "resumed": resumed,  # the training wall time is then that of its last start only
+            "train": training_numbers(run_dir),
+            "final": final,
+            "best": best,
+            "config": yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text()),
+        }
+        store(cell.file(results), record)
     return record
 
 
@@ -225,24 +320,26 @@ def measure_floor(plan: Plan, results: Path) -> dict[str, Any]:
     cells' samples are (same reference, count, extractor, seeds): the best FID reachable."""
     assert plan.floor is not None
     run_dir = plan.runs_dir / "floor"
-    machine = provenance()
-    config = compose_config("train", list(plan.floor), run_dir)
-    data_choice = HydraConfig.get().runtime.choices["data"]
-    datamodule = run_datamodule(config)
-    images = datamodule.real_images("train")
-    npz = write_npz(images, None, run_dir / "train_images.npz")
-    scores = evaluate(
-        "floor", [f"samples={npz}", f"data={data_choice}", "names=['training images']"],
-        run_dir / "eval", plan.eval, run_dir / "eval.log",
-    )  # fmt: skip
-    record = {
-        "floor_overrides": list(plan.floor),
-        "eval_overrides": list(plan.eval),
-        **machine,
-        "train_images": len(images),
-        "scores": scores,
-    }
-    store(results / FLOOR_FILE, record)
+    with CHILDREN.holding(plan.runs_dir / "floor.lock", "floor"):
+        machine = provenance()
+        config = compose_config("train", list(plan.floor), run_dir)
+        data_choice = HydraConfig.get().runtime.choices["data"]
+        datamodule = run_datamodule(config)
+        images = datamodule.real_images("train")
+        npz = write_npz(images, None, run_dir / "train_images.npz")
+        with phase("eval (training images)", run_dir / "eval.log"):
+            scores = evaluate(
+                "floor", [f"samples={npz}", f"data={data_choice}", "names=['training images']"],
+                run_dir / "eval", plan.eval, run_dir / "eval.log",
+            )  # fmt: skip
+        record = {
+            "floor_overrides": list(plan.floor),
+            "eval_overrides": list(plan.eval),
+            **machine,
+            "train_images": len(images),
+            "scores": scores,
+        }
+        store(results / FLOOR_FILE, record)
     return record
 
 
@@ -253,13 +350,10 @@ def read_cells(
     files = {
         recipe.name: [Cell(recipe, seed).file(results) for seed in seeds] for recipe in recipes
     }
-    return {
-        name: [json.loads(f.read_text()) for f in paths if f.is_file()]
-        for name, paths in files.items()
-    }
+    cells = {name: [read_stored(f, CELL_FIELDS) for f in paths] for name, paths in files.items()}
+    return {name: [cell for cell in stored if cell is not None] for name, stored in cells.items()}
 
 
 def read_floor(results: Path) -> dict[str, Any] | None:
-    """The stored floor row, or None before it was measured."""
-    path = results / FLOOR_FILE
-    return json.loads(path.read_text()) if path.is_file() else None
+    """The stored floor row, or None before it was measured (or when it cannot be read)."""
+    return read_stored(results / FLOOR_FILE, FLOOR_FIELDS)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import yaml
 
-from genlab.errors import ConfigError
+from genlab.config.paths import config_dir
+from genlab.errors import ConfigError, first_line
 
 PLAN_KEYS = {"seeds", "runs_dir", "eval", "budgets_minutes", "floor", "recipes"}
 RECIPE_KEYS = {"train", "baseline", "change"}
@@ -74,7 +75,18 @@ def load_plan(path: Path) -> Plan:
     """Read and check a plan; every mistake is one ConfigError that names the key."""
     if not path.is_file():
         raise ConfigError(f"no results plan at {path}; pass --plan <a results.yaml>")
-    raw = yaml.safe_load(path.read_text()) or {}
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or first_line(err)
+        raise ConfigError(f"{path} is not valid YAML{where}: {problem}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"{path} holds a YAML {type(raw).__name__}, not a mapping of the keys "
+            f"{sorted(PLAN_KEYS)}"
+        )
     unknown = sorted(set(raw) - PLAN_KEYS)
     if unknown:
         raise ConfigError(f"{path} has unknown key(s) {unknown}; its keys are {sorted(PLAN_KEYS)}")
@@ -96,7 +108,7 @@ def load_plan(path: Path) -> Plan:
     return Plan(
         path,
         tuple(seeds),
-        Path(raw.get("runs_dir", "outputs/results")),
+        config_dir().parent / raw.get("runs_dir", "outputs/results"),  # from any directory
         strings(raw.get("eval", []), "eval"),
         recipes,
         tuple(sorted(budgets)),

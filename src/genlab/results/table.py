@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from genlab.evaluation.metric_registry import metric
@@ -22,6 +23,42 @@ Cells = list[dict[str, Any]]
 
 # The test-split scores of the recipe table, in order (genlab-eval's keys)
 SCORE_KEYS = ("kid_mean", "precision", "recall", "density", "coverage", "nfe")
+
+
+@dataclass(frozen=True)
+class Columns:
+    """The type of an object of lists of numbers, all of one length, with at least `keys`:
+    a curve, or scores per latent seed (read in pairs, so a list of another length breaks)."""
+
+    keys: tuple[str, ...]
+
+
+# What this page reads of a stored cell and of the floor row, of which type (cells.py checks
+# every stored file against it): a type or a tuple of types, a dict for an object of such
+# fields (a key that is absent reads as null), or Columns.
+Fields = dict[str, Any]
+NUMBER = (int, float, type(None))  # null: not measured, shown as -
+SCORES: Fields = {
+    **{key: NUMBER for k in ("fid", *SCORE_KEYS) for key in (k, f"{k}_seeds_std")},
+    "repeats": NUMBER,
+    "per_seed": (Columns(("seed",)), type(None)),
+}
+CELL_FIELDS: Fields = {
+    "seed": int,
+    "final": SCORES,
+    "best": (SCORES, type(None)),
+    "train": {
+        **{key: NUMBER for key in ("wall_seconds", "batches", "batch_size", "train_images")},
+        "curve": (Columns(("train_seconds", "fid")), type(None)),
+    },
+    "commit": (str, type(None)),
+    "cpus": (int, type(None)),
+    "load_average_at_start": NUMBER,
+    "config": ({"model": ({"sampling": (dict, type(None)),
+                           "validation_sampling": (dict, type(None))}, type(None))},
+               type(None)),
+}  # fmt: skip
+FLOOR_FIELDS: Fields = {"scores": SCORES, "train_images": NUMBER}
 
 
 def final(key: str) -> Callable[[dict], float | None]:
@@ -57,7 +94,7 @@ SHARED_LOAD_PER_CPU = 1.5
 def shared_cores(cell: dict[str, Any]) -> bool:
     """Whether other work ran beside the cell: its times are longer than its own, and it
     enters no verdict until it is measured again."""
-    return cell.get("load_average_at_start", 0) > SHARED_LOAD_PER_CPU * cell.get("cpus", 1)
+    return (cell.get("load_average_at_start") or 0) > SHARED_LOAD_PER_CPU * (cell.get("cpus") or 1)
 
 
 def quiet(cells: Cells) -> Cells:
@@ -225,7 +262,7 @@ def provenance(cells: dict[str, Cells]) -> str:
     every = [c for recipe_cells in cells.values() for c in recipe_cells]
     commits = sorted({(c.get("commit") or "unknown")[:8] for c in every})
     dirty = sum(bool(c.get("uncommitted_changes")) for c in every)
-    cpus = sorted({c["cpus"] for c in every if "cpus" in c})
+    cpus = sorted({c["cpus"] for c in every if c.get("cpus") is not None})
     cpu_counts = ", ".join(map(str, cpus)) or MISSING
     text = f"Commits: {', '.join(commits) or MISSING}; CPUs: {cpu_counts}."
     return text + (f" {dirty} cell(s) ran with uncommitted changes." if dirty else "")
