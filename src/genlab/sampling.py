@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from genlab.errors import ConfigError
+from genlab.utils.numbers import is_number
 
 Model = Callable[[Tensor, Tensor], Tensor]  # (x, t) -> velocity or predicted noise
 Sampler = Callable[..., Tensor]  # (model, x, times, *, generator=None, **options) -> sample
@@ -263,11 +264,6 @@ SAMPLERS: dict[str, Sampler] = {
 }
 FLOW_SAMPLERS = frozenset({"euler", "heun", "dopri5"})  # model(x, t) is a velocity
 DIFFUSION_SAMPLERS = frozenset({"ddim", "ddpm"})  # model(x, t) is predicted noise
-
-
-def is_number(value: Any) -> bool:
-    """An int or float, not a bool (a config's `true` is no step count or scale)."""
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def finite_at_least(low: float, strict: bool = False) -> Callable[[Any], bool]:

@@ -52,6 +52,7 @@ from genlab.runs.run_dir_check import holds_a_run
 from genlab.sample import write_npz
 from genlab.utils.files import write_atomically
 from genlab.utils.git import git_commit, has_uncommitted_changes
+from genlab.utils.numbers import is_number
 from genlab.utils.progress import progress
 
 # Training overrides of every cell: a CSV log the cell reads, no console progress bar.
@@ -109,10 +110,6 @@ def field_problem(value: Any, kind: Any, name: str) -> str | None:
         if isinstance(each, type) and isinstance(value, each) and not isinstance(value, bool):
             return None
     return f"its {name!r} is missing or of the wrong type"
-
-
-def is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def stored_problem(path: Path, fields: Fields) -> str | None:
