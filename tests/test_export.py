@@ -108,7 +108,9 @@ def test_the_model_card_states_config_data_training_and_evaluation(tmp_path: Pat
 
 
 def test_a_stochastic_sampler_is_not_exported(tmp_path: Path) -> None:
-    ckpt = write_checkpoint(tmp_path / "run", ["model=diffusion", "model.sampling.solver=ddpm"])
+    ckpt = write_checkpoint(
+        tmp_path / "run", ["model=diffusion", "model.sampling.solver=ancestral"]
+    )
     cfg = compose_config("export", [f"ckpt_path={ckpt}"], tmp_path / "out")
     with pytest.raises(ConfigError, match="samples with fresh noise at every step") as err:
         export(cfg)
@@ -125,8 +127,8 @@ def test_a_stochastic_sampler_is_not_exported(tmp_path: Path) -> None:
         # once 65 s of tracing and 40 lines of graph dump
         (FLOW, "sampling.solver=dopri5", r"^sampling\.solver=dopri5 takes as many steps as its "
          r"tolerances need, which an exported program cannot unroll; export a fixed-step solver"),
-        # `+sampling.solver=ddim` was once accepted and ignored
-        (FLOW, "+sampling.solver=ddim", r"^sampling\.solver='ddim' is not a FlowMatching"),
+        (FLOW, "sampling.solver=ancestral", "samples with fresh noise at every step"),
+        (FLOW, "sampling.solver=dpmpp2m", r"^sampling\.solver='dpmpp2m' is not a sampler"),
         (DDIM, "sampling.eta=0.5", "samples with fresh noise at every step"),
         (["model=gan"], "sampling.steps=3", "GANModule has no sampling option steps"),
     ],

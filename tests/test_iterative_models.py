@@ -143,9 +143,12 @@ def test_guidance_zero_is_the_unconditional_model_and_one_the_conditional() -> N
     ("build", "sampling", "nfe"),
     [
         (tiny_flow, {"solver": "euler", "steps": 3}, 3),
-        (tiny_flow, {"solver": "heun", "steps": 3}, 6),
+        # Heun: 2 per step, 1 on the step from t = 0 (sigma = inf) and on the one to sigma = 0
+        (tiny_flow, {"solver": "heun", "steps": 3}, 4),
+        (tiny_flow, {"solver": "heun", "steps": 3, "grid": "karras"}, 5),
         (tiny_diffusion, {"solver": "ddim", "steps": 5}, 5),
-        (tiny_diffusion, {"solver": "ddpm", "steps": 7}, 7),
+        (tiny_diffusion, {"solver": "ancestral", "steps": 7}, 7),
+        (tiny_diffusion, {"solver": "dpmpp_2m", "steps": 6, "grid": "exponential"}, 6),
     ],
 )
 def test_nfe_is_what_sampling_costs(build, sampling: dict, nfe: int) -> None:
@@ -164,19 +167,27 @@ def test_a_stochastic_sampler_is_reproducible_from_its_seed() -> None:
     model = tiny_diffusion()
 
     def draw(seed: int) -> Tensor:
-        return model.generate(3, generator=torch.Generator().manual_seed(seed), solver="ddpm")
+        return model.generate(3, generator=torch.Generator().manual_seed(seed), solver="ancestral")
 
     assert torch.equal(draw(0), draw(0))
     assert not torch.allclose(draw(0), draw(1))
-    assert model.deterministic_sampling() and not model.deterministic_sampling(solver="ddpm")
+    assert model.deterministic_sampling() and not model.deterministic_sampling(solver="ancestral")
     assert not model.deterministic_sampling(eta=1.0)
+    assert not model.deterministic_sampling(solver="heun", s_churn=1.0)
+    # a checkpoint written before the rename samples with its stored `ddpm`
+    assert not model.deterministic_sampling(solver="ddpm")
 
 
 @pytest.mark.parametrize(
     ("build", "sampling", "message"),
     [
         (tiny_gan, {"steps": 10}, "GANModule has no sampling option steps"),
-        (tiny_flow, {"solver": "ddim"}, "'ddim' is not a FlowMatchingModule solver"),
+        (tiny_flow, {"solver": "ddpn"}, "'ddpn' is not a sampler; choose one of euler, ddim"),
+        (tiny_flow, {"grid": "cosine"}, "'cosine' is not a time grid; choose one of own, karras"),
+        (tiny_flow, {"rho": 0}, "rho must be a finite number > 0"),
+        (tiny_flow, {"s_churn": -1.0}, "s_churn must be a finite number >= 0"),
+        (tiny_flow, {"s_tmax": float("nan")}, r"s_tmax must be a number >= 0 \(\.inf allowed\)"),
+        (tiny_flow, {"eta": "0.5"}, r"eta must lie in \[0, 1\], got '0.5'"),
         (tiny_flow, {"steps": 0}, "steps must be a positive integer"),
         (tiny_flow, {"guidance": -1.0}, "guidance must be a finite number >= 0"),
         (tiny_flow, {"guidance": float("nan")}, "guidance must be a finite number >= 0"),
@@ -186,7 +197,7 @@ def test_a_stochastic_sampler_is_reproducible_from_its_seed() -> None:
         (tiny_flow, {"steps": 1_000_000}, r"steps must lie in 1\.\.10000"),
         (tiny_flow, {"rtol": 0.0}, "rtol must be a finite number > 0"),
         (tiny_flow, {"atol": float("nan")}, "atol must be a finite number > 0"),
-        (tiny_flow, {"eta": 0.5}, "no sampling option eta"),
+        (tiny_flow, {"etta": 0.5}, "no sampling option etta"),
         (tiny_diffusion, {"steps": 101}, r"steps must lie in 1\.\.100"),
         (tiny_diffusion, {"eta": 2.0}, r"eta must lie in \[0, 1\]"),
     ],
@@ -201,8 +212,12 @@ def test_bad_model_settings_fail_at_construction() -> None:
         tiny_flow(coupling="sinkhorn")
     with pytest.raises(ConfigError, match=r"model\.schedule='quadratic' is unknown"):
         tiny_diffusion(schedule="quadratic")
-    with pytest.raises(ConfigError, match=r"model.sampling.solver='heun' is not a Diff"):
-        tiny_diffusion(sampling={"solver": "heun", "steps": 4})
+    with pytest.raises(ConfigError, match=r"model.sampling.solver='hein' is not a sampler"):
+        tiny_diffusion(sampling={"solver": "hein", "steps": 4})
+    with pytest.raises(ConfigError, match=r"model\.prediction='eps' is unknown"):
+        tiny_diffusion(prediction="eps")
+    with pytest.raises(ConfigError, match=r"model\.loss_weighting='snr' is unknown"):
+        tiny_diffusion(loss_weighting="snr")
     with pytest.raises(ConfigError, match=r"model\.validation_sampling.steps must be a positive"):
         tiny_flow(validation_sampling={"steps": 0})
     with pytest.raises(ConfigError, match=r"model.label_dropout must lie in \[0, 1\)"):

@@ -1,22 +1,27 @@
-"""What flow matching and diffusion share: a network of (x, t, labels) trained by regression
-and sampled by integrating from image-shaped noise in many network evaluations.
+"""What flow matching, diffusion and EDM share: a network of (x, t, labels) trained by
+regression and sampled from image-shaped noise in many network evaluations.
 
-The two families differ in their objective (`objective`) and in how a sampler walks from
-noise to data (`integrate`); this base holds the rest: noise of the image's shape, the one
-optimiser, label dropout and classifier-free guidance (Ho & Salimans 2022), the sampling
-options with their validation, the NFE count, and a validation loss on fixed draws.
+The families differ in their objective (`objective`), their noise process and what their
+network predicts (`process`, `parameterisation`: together one denoiser D(x, sigma), see
+`genlab.denoising`). Sampling is common: any sampler of `genlab.denoising.samplers` on any
+time grid drives any family's denoiser. This base also holds noise of the image's shape, the
+one optimiser, label dropout and classifier-free guidance (Ho & Salimans 2022), the sampling
+settings with their validation, the NFE count, and a validation loss on fixed draws.
 """
 
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
+from genlab.denoising.denoisers import Denoiser, Parameterisation
+from genlab.denoising.grids import noise_levels
+from genlab.denoising.processes import NoiseProcess
+from genlab.denoising.samplers import SAMPLERS, SamplerSpec
 from genlab.errors import ConfigError
 from genlab.models.base import GenerativeModule
 from genlab.models.optimizers import (
@@ -26,10 +31,12 @@ from genlab.models.optimizers import (
     with_schedulers,
 )
 from genlab.preflight import Probe, makes_images
-from genlab.sampling import MAX_STEPS, Model, SamplingRules, counting, guided
+from genlab.sampling import COMMON_DEFAULTS, MAX_STEPS, SamplingRules, guided
 
 #: seeds the draws (times, noise) of the validation loss: the same every epoch
 VALIDATION_SEED = 1234
+#: samplers renamed since a checkpoint was written: its stored setting still samples
+RENAMED_SOLVERS = {"ddpm": "ancestral"}
 
 
 def plain_dict(options: Any) -> dict[str, Any]:
@@ -53,11 +60,9 @@ class IterativeModule(GenerativeModule):
     default_monitor = "val/loss"
     network_names = ("net",)
     loss_names = ("train/loss",)
-    #: the solvers this family samples with (see `genlab.sampling`)
-    solvers: frozenset[str] = frozenset()
-    #: sampling options the family takes beside solver, steps and guidance, with their
-    #: defaults (a checkpoint written before an option existed samples with its default)
-    sampling_defaults: ClassVar[Mapping[str, Any]] = {}
+    #: the family's noise process and what its network predicts (set by each family)
+    process: NoiseProcess
+    parameterisation: Parameterisation
 
     def __init__(
         self,
@@ -69,6 +74,7 @@ class IterativeModule(GenerativeModule):
         label_dropout: float = 0.1,
         sampling: dict[str, Any] | None = None,
         validation_sampling: dict[str, Any] | None = None,
+        clip_denoised: bool = False,
         scheduler: SchedulerFactory | None = None,
         compile: bool = False,
         channels_last: bool = False,
@@ -84,13 +90,10 @@ class IterativeModule(GenerativeModule):
         self.net = net
         self.image_shape = (channels, image_size, image_size)
         self.label_dropout = label_dropout if self.conditional else 0.0
-        self._default_sampling = {
-            "guidance": 1.0,
-            **self.sampling_defaults,
-            **plain_dict(sampling),
-        }
+        self.clip_denoised = clip_denoised
+        self._default_sampling = renamed({**COMMON_DEFAULTS, **plain_dict(sampling)})
         self.check_sampling(self._default_sampling, "model.sampling")
-        self._validation_sampling = plain_dict(validation_sampling)
+        self._validation_sampling = renamed(plain_dict(validation_sampling))
         merged = {**self._default_sampling, **self._validation_sampling}
         self.check_sampling(merged, "model.validation_sampling")
         #: network evaluations per image of the last `sample` call (what an adaptive solver took)
@@ -111,7 +114,7 @@ class IterativeModule(GenerativeModule):
     def sampling_settings(self, **sampling: Any) -> dict[str, Any]:
         """`default_sampling` updated with `sampling`, checked (named `sampling.*`, as
         genlab-sample, -eval and -export take them) when anything was given."""
-        settings = {**self.default_sampling, **sampling}
+        settings = renamed({**self.default_sampling, **sampling})
         if sampling:
             self.check_sampling(settings, "sampling")
         return settings
@@ -125,8 +128,7 @@ class IterativeModule(GenerativeModule):
     def sampling_rules(self) -> SamplingRules:
         """What this model accepts as sampling options."""
         limit, why = self.max_sampling_steps
-        return SamplingRules(type(self).__name__, self.solvers, self.sampling_defaults, limit,
-                             why, self.conditional)  # fmt: skip
+        return SamplingRules(type(self).__name__, limit, why, self.conditional)
 
     @property
     def max_sampling_steps(self) -> tuple[int, str]:
@@ -168,12 +170,6 @@ class IterativeModule(GenerativeModule):
         """The regression loss on images `x` (mean over images and pixels), its random
         draws from `generator` when one is given."""
 
-    @abstractmethod
-    def integrate(
-        self, model: Model, noise: Tensor, generator: torch.Generator | None, **settings: Any
-    ) -> Tensor:
-        """Images from `noise` by the family's solver walking the learned `model(x, t)`."""
-
     def training_loss(self, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, dict[str, Any]]:
         x, labels = batch[0], self.batch_labels(batch[1])
         loss = self.objective(x, self.dropped_labels(labels))
@@ -185,9 +181,16 @@ class IterativeModule(GenerativeModule):
         loss = self.objective(x, labels, generator)
         self.log("val/loss", loss, prog_bar=True, batch_size=x.shape[0])
 
-    def network(self, x: Tensor, t: Tensor, labels: Tensor | None) -> Tensor:
-        """The network at times `t` in [0, 1]; a family with discrete steps maps its own."""
-        return self.net(x, t, labels)
+    def denoiser(self, labels: Tensor | None = None, guidance: float = 1.0) -> Denoiser:
+        """This model as D(x, sigma) (guided by `guidance` when given `labels`)."""
+        network = guided(self.net, labels, guidance, self.num_classes)
+        return Denoiser(network, self.process, self.parameterisation, self.clip_denoised)
+
+    def sampler(self, settings: dict[str, Any]) -> tuple[SamplerSpec, list[float], dict[str, Any]]:
+        """The sampler `settings` name, its grid of noise levels, and its options."""
+        spec = SAMPLERS[settings["solver"]]
+        sigmas = noise_levels(self.process, settings["grid"], settings["steps"], settings["rho"])
+        return spec, sigmas, vars(spec.read_options(settings))
 
     def sample(
         self,
@@ -197,11 +200,14 @@ class IterativeModule(GenerativeModule):
         generator: torch.Generator | None = None,
         **sampling: Any,
     ) -> Tensor:
-        settings = {**self.default_sampling, **sampling}
-        model = guided(self.network, labels, float(settings["guidance"]), self.num_classes)
-        counted = counting(model)
-        images = self.integrate(counted, noise, generator, **settings)
-        self.last_function_evaluations = counted.calls * self.passes_per_call(labels, settings)
+        settings = renamed({**self.default_sampling, **sampling})
+        spec, sigmas, options = self.sampler(settings)
+        denoiser = self.denoiser(labels, float(settings["guidance"]))
+        try:
+            images = spec.function(denoiser, noise, sigmas, generator=generator, **options)
+        except ImportError as err:  # dopri5 without torchdiffeq
+            raise ConfigError(f"{err} (or sample with sampling.solver=heun)") from None
+        self.last_function_evaluations = denoiser.calls * self.passes_per_call(labels, settings)
         return images
 
     def passes_per_call(self, labels: Tensor | None, settings: dict[str, Any]) -> int:
@@ -210,15 +216,24 @@ class IterativeModule(GenerativeModule):
 
     def function_evaluations(self, **sampling: Any) -> int | None:
         """Network passes per image (both passes of a guided step count); for an adaptive
-        solver, those of the last `sample` call."""
+        sampler, those of the last `sample` call."""
         settings = self.sampling_settings(**sampling)
-        calls = self.solver_calls(settings)
+        spec, sigmas, _ = self.sampler(settings)
+        calls = spec.nfe(sigmas)
         if calls is None:
             return self.last_function_evaluations
         labels = torch.zeros(1) if self.conditional else None
         return calls * self.passes_per_call(labels, settings)
 
-    @abstractmethod
-    def solver_calls(self, settings: dict[str, Any]) -> int | None:
-        """Calls of the model per image that the solver makes with `settings` (None: an
-        adaptive solver, known only after sampling)."""
+    def deterministic_sampling(self, **sampling: Any) -> bool:
+        settings = self.sampling_settings(**sampling)
+        spec = SAMPLERS[settings["solver"]]
+        return not spec.stochastic(spec.read_options(settings))
+
+
+def renamed(settings: dict[str, Any]) -> dict[str, Any]:
+    """`settings` with a solver's old name replaced by its new one."""
+    solver = settings.get("solver")
+    if isinstance(solver, str) and solver in RENAMED_SOLVERS:
+        return {**settings, "solver": RENAMED_SOLVERS[solver]}
+    return settings
