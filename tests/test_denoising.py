@@ -348,3 +348,13 @@ def test_dopri5_without_torchdiffeq_says_how_to_install(monkeypatch: pytest.Monk
     p = PROCESSES["flow"]
     with pytest.raises(ImportError, match="dopri5 needs torchdiffeq: pip install torchdiffeq"):
         SAMPLERS["dopri5"].function(GaussianDenoiser(p), standard_normal(2), p.own_grid(3))
+
+
+def test_heun_churns_only_within_its_sigma_window() -> None:
+    # EDM's S_tmin/S_tmax: no level of the grid inside the window, no noise, Algorithm 1's path.
+    p, z = PROCESSES["edm"], standard_normal(50)
+    sigmas = noise_levels(p, "own", 8)
+    plain = run("heun", p, z, sigmas)
+    assert torch.equal(run("heun", p, z, sigmas, s_churn=40.0, s_tmin=100.0), plain)
+    assert torch.equal(run("heun", p, z, sigmas, s_churn=40.0, s_tmax=1e-3), plain)
+    assert not torch.equal(run("heun", p, z, sigmas, s_churn=40.0, s_tmax=1.0), plain)

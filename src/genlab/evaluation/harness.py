@@ -30,6 +30,7 @@ from genlab.evaluation.classifier_scores import classifier_scores
 from genlab.evaluation.comparison import print_comparison, write_comparison
 from genlab.evaluation.image_files import IMAGES_KEY, first_image_shape
 from genlab.evaluation.memorization import Memorization, write_closest_pairs
+from genlab.evaluation.nfe_sweep import largest_nfe, run_sweep, write_sweep
 from genlab.evaluation.references import (
     HELD_OUT_SPLIT,
     FeatureContext,
@@ -288,12 +289,17 @@ class Harness:
         return extras
 
 
-def sample_count(cfg: DictConfig, checkpoints: list[CheckpointSource]) -> int:
+def sample_count(
+    cfg: DictConfig, checkpoints: list[CheckpointSource], swept: dict[str, int] | None = None
+) -> int:
     """`metrics.n_samples`, lowered where an iterative checkpoint would pass its network more
-    than `max_network_passes` times in all; one count for every source, as FIDs at different
-    counts do not compare."""
+    than `max_network_passes` times in all (at the largest NFE of its sweep, `swept`); one
+    count for every source and sweep point, as FIDs at different counts do not compare."""
     wanted, budget = cfg.metrics.n_samples, cfg.max_network_passes
-    passes = {c.name: c.model.function_evaluations(**c.sampling) or 1 for c in checkpoints}
+    passes = {
+        c.name: max(c.model.function_evaluations(**c.sampling) or 1, (swept or {}).get(c.name, 1))
+        for c in checkpoints
+    }
     if budget is None or not passes or wanted * max(passes.values()) <= budget:
         return wanted
     name, nfe = max(passes.items(), key=lambda item: item[1])
@@ -309,6 +315,9 @@ def sample_count(cfg: DictConfig, checkpoints: list[CheckpointSource]) -> int:
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Every metric of every source against one reference; written to `cfg.out_file` (one
     source: its results; several: {"sources": [...]}) and to the comparison table.
+
+    `nfe_sweep.steps` adds FID against NFE (`genlab.evaluation.nfe_sweep`): its rows under
+    "nfe_sweep" and its table and picture beside the comparison table.
 
     `sampler=gmm` (VAEs) adds the sample metrics of latents drawn from a Gaussian mixture
     fitted to the training latents, beside the prior's, as `<metric>_gmm`.
@@ -327,8 +336,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         for index, (name, path, kind, _) in enumerate(specs)
         if kind == "checkpoint"
     }
+    sweeping = cfg.nfe_sweep.steps is not None
+    swept = largest_nfe(list(checkpoints.values()), cfg.nfe_sweep) if sweeping else {}
     with open_dict(cfg):
-        cfg.metrics.n_samples = sample_count(cfg, list(checkpoints.values()))
+        cfg.metrics.n_samples = sample_count(cfg, list(checkpoints.values()), swept)
     datamodule = reference_datamodule(cfg, list(checkpoints.values()))
     context = FeatureContext(extractor, m.cache_dir, m.batch_size, device)
     reference = open_reference(cfg, datamodule, context)
@@ -358,6 +369,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         results.append(result)
 
     written = results[0] if len(results) == 1 else {"sources": results}
+    if sweeping:
+        written["nfe_sweep"] = run_sweep(harness, sources, results)
+        files = write_sweep(written["nfe_sweep"], Path(str(cfg.table)))
+        log.info("FID against NFE: %s", ", ".join(str(f) for f in files))
     text = json.dumps(written, indent=2) + "\n"
     write_atomically(out, lambda tmp: tmp.write_text(text))
     table_md, table_csv = write_comparison(results, Path(str(cfg.table)))
