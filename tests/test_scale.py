@@ -19,6 +19,7 @@ from genlab.metrics.suite import MetricSuite
 from genlab.train import train
 from tests.helpers.cli import BIN, run
 from tests.helpers.runs import TINY_RUN
+from tests.test_conformance import FAMILIES
 
 pytestmark = pytest.mark.slow  # DDP ranks as processes, mixed precision runs
 
@@ -28,7 +29,7 @@ def logged_rows(run_dir: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-@pytest.mark.parametrize("model", ["gan", "vae", "flow", "diffusion"])
+@pytest.mark.parametrize("model", FAMILIES)
 def test_bf16_mixed_trains_with_finite_losses(
     make_config: Callable[..., DictConfig], model: str
 ) -> None:

@@ -290,6 +290,8 @@ class GenerativeModule(pl.LightningModule):
         A conditional model makes images of the given `labels` (one per image), or of
         labels drawn uniformly when none are given: what FID compares with the real data.
         `on_batch` is called with each batch's size once it is made (a progress bar).
+        The images are float32 even under mixed-precision autocast, where a network's last
+        layer returns bf16 or fp16: the metrics and files downstream read full precision.
         """
         settings = self.sampling_settings(**sampling)
         labels = self.check_labels(labels, n)
@@ -304,7 +306,7 @@ class GenerativeModule(pl.LightningModule):
                 images.append(self.sample(chunk, chunk_labels, generator=generator, **settings))
                 if on_batch is not None:
                     on_batch(len(chunk))
-        return torch.cat(images).clamp_(-1.0, 1.0)
+        return torch.cat(images).float().clamp_(-1.0, 1.0)
 
 
 class LatentVariableModule(GenerativeModule):
