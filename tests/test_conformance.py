@@ -14,14 +14,13 @@ import torch
 from hydra.utils import instantiate
 from torch import Tensor
 
-from genlab.config.paths import config_dir
 from genlab.errors import ConfigError
 from genlab.evaluation.standalone import export_generator, networks_used_by_sample
 from genlab.models.base import GenerativeModule
-from tests.helpers.runs import compose_config
-from tests.test_resume_state import learning_rates, train
+from tests.helpers.resume import learning_rates, train
+from tests.helpers.runs import compose_config, model_options
 
-FAMILIES = sorted(p.stem for p in (config_dir() / "model").glob("*.yaml"))
+FAMILIES = model_options()
 SHAPE = (1, 28, 28)  # the embedded digits, every family's default data
 
 

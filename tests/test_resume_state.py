@@ -18,14 +18,11 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import ModelCheckpoint
 
 from genlab.callbacks.ema import EMA
-from genlab.callbacks.rng_states import RNGStates
-from genlab.data.memory import tensor_loader
+from tests.helpers.resume import EPOCHS, learning_rates, train
 from tests.helpers.tiny import fit, tiny_diffusion, tiny_flow, tiny_gan, tiny_vae
 
-EPOCHS = 2
 HALVING = partial(torch.optim.lr_scheduler.ExponentialLR, gamma=0.5)
 
 MODELS: dict[str, Callable[[], pl.LightningModule]] = {
@@ -42,34 +39,6 @@ MODELS: dict[str, Callable[[], pl.LightningModule]] = {
         num_classes=10, schedule="cosine", scheduler=HALVING
     ),
 }
-
-
-def train(
-    make_model: Callable[[], pl.LightningModule], ema: bool, tmp_path: Path, resume: Path | None
-) -> tuple[pl.LightningModule, pl.Trainer]:
-    """Two epochs, a checkpoint after each (`epoch=0.ckpt`, `epoch=1.ckpt`), from `resume`.
-
-    The batches come from genlab's training loader (shuffled by the run's seed, 0).
-    """
-    torch.manual_seed(0)
-    images = torch.rand(64, 1, 28, 28) * 2 - 1
-    data = tensor_loader((images, torch.arange(64) % 10), 8, True, 0, False)
-    if resume:
-        torch.manual_seed(1)  # another initialisation and RNG state: the checkpoint restores both
-    model = make_model()
-    callbacks: list[pl.Callback] = [ModelCheckpoint(tmp_path, "{epoch}", save_top_k=-1)]
-    if ema:
-        callbacks.append(EMA(decay=0.9))
-    callbacks.append(RNGStates())  # last, as genlab's configs keep it
-    trainer = fit(
-        model, 0, data, ckpt_path=str(resume) if resume else None, max_steps=-1, max_epochs=EPOCHS,
-        callbacks=callbacks, enable_checkpointing=True, deterministic=True,
-    )  # fmt: skip
-    return model, trainer
-
-
-def learning_rates(trainer: pl.Trainer) -> list[float]:
-    return [group["lr"] for opt in trainer.optimizers for group in opt.param_groups]
 
 
 def ema_count(trainer: pl.Trainer) -> int:

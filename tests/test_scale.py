@@ -18,8 +18,7 @@ from genlab.metrics.extractors import LeNetExtractor
 from genlab.metrics.suite import MetricSuite
 from genlab.train import train
 from tests.helpers.cli import BIN, run
-from tests.helpers.runs import TINY_RUN
-from tests.test_conformance import FAMILIES
+from tests.helpers.runs import TINY_RUN, model_options
 
 pytestmark = pytest.mark.slow  # DDP ranks as processes, mixed precision runs
 
@@ -29,7 +28,7 @@ def logged_rows(run_dir: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-@pytest.mark.parametrize("model", FAMILIES)
+@pytest.mark.parametrize("model", model_options())
 def test_bf16_mixed_trains_with_finite_losses(
     make_config: Callable[..., DictConfig], model: str
 ) -> None:

@@ -39,3 +39,10 @@ def compose_config(
 
 # ... with no metrics at all, logged to CSV: runs that check checkpoints, resume and faults.
 TINY_RUN_NO_METRICS = [*TINY_RUN_WITHOUT_METRICS, "metrics=none", "logger=csv"]
+
+
+def model_options() -> list[str]:
+    """Every option of the `model` config group: the families, as the config defines them."""
+    from genlab.config.paths import config_dir
+
+    return sorted(path.stem for path in (config_dir() / "model").glob("*.yaml"))
