@@ -24,6 +24,7 @@ from rich.console import Console
 from benchmarks.evaluation import bench_evaluation
 from benchmarks.overhead import bench_overhead
 from benchmarks.report import environment, peak_rss_mb, render
+from benchmarks.sampling import bench_sampling
 from benchmarks.training import bench_training, digits_parsed_once
 from genlab.errors import user_errors_reported
 
@@ -74,6 +75,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--skip-training", action="store_true", help="no throughput table")
     parser.add_argument("--skip-breakdown", action="store_true", help="no per-iteration breakdown")
     parser.add_argument("--skip-eval", action="store_true", help="no evaluation table")
+    parser.add_argument("--skip-sampling", action="store_true", help="no sampling table")
+    parser.add_argument(
+        "--sampling-nfe", type=positive, default=20, help="NFE of every sampler's timed run"
+    )
+    parser.add_argument(
+        "--sampling-samples", type=positive, default=256, help="images per timed sampler run"
+    )
     parser.add_argument(
         "--override", action="append", default=[], help="a Hydra override for every run (repeat)"
     )
@@ -81,6 +89,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.quick:
         args.warmup, args.window, args.windows, args.samples = 2, 3, 3, 1000
         args.breakdown_window = 3
+        args.sampling_nfe, args.sampling_samples = 4, 16
     return args
 
 
@@ -128,6 +137,12 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         result["evaluation"] = bench_evaluation(
             args.samples, 500, args.extractor, workdir / "eval", args.override
         )
+    if not args.skip_sampling:
+        result["sampling"] = {
+            "nfe": args.sampling_nfe,
+            "rows": bench_sampling(args.sampling_nfe, args.sampling_samples, args.batch_size,
+                                   workdir / "sampling", args.override),
+        }  # fmt: skip
     result["memory"] = {"peak_rss_mb": peak_rss_mb()}
     if torch.cuda.is_available() and result["training"]:
         result["memory"]["cuda_max_allocated_mb"] = max(

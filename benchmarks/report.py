@@ -113,8 +113,24 @@ def render_training(rows: list[dict[str, Any]], console: Console) -> None:
     console.print(table)
 
 
+def render_sampling(sampling: dict[str, Any], console: Console) -> None:
+    """Every sampler of every iterative family at (up to) the same NFE, against its network."""
+    table = Table(
+        title=f"sampling at NFE <= {sampling['nfe']}: each sampler against its bare network passes"
+    )
+    for column in ("family", "solver", "steps", "NFE", "img/s", "network img/s", "overhead"):
+        table.add_column(column, justify="left" if column in ("family", "solver") else "right")
+    for row in sampling["rows"]:
+        table.add_row(
+            row["family"], row["solver"], str(row["steps"]), str(row["nfe"]),
+            f"{row['images_per_second']:,.1f}", f"{row['network_images_per_second']:,.1f}",
+            f"{row['overhead']:+.1%}",
+        )  # fmt: skip
+    console.print(table)
+
+
 def render(result: dict[str, Any], console: Console) -> None:
-    """Print the training table, the evaluation table and the memory line."""
+    """Print the training, evaluation and sampling tables and the memory line."""
     env = result["environment"]
     versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items())
     console.print(
@@ -146,6 +162,8 @@ def render(result: dict[str, Any], console: Console) -> None:
         for step, value in rows:
             table.add_row(step, value)
         console.print(table)
+    if result.get("sampling"):
+        render_sampling(result["sampling"], console)
     memory = result["memory"]
     cuda = memory.get("cuda_max_allocated_mb")
     cuda_text = f", CUDA max allocated {cuda:.0f} MiB" if cuda is not None else ""

@@ -133,7 +133,7 @@ def test_a_disk_without_room_for_checkpoints_fails_before_training(tmp_path: Pat
     [
         (["genlab-train", "model=gann"],
          "error: model=gann is not an option of the config group `model`; choose one of "
-         "diffusion, flow, gan, vae"),
+         "diffusion, edm, flow, gan, vae"),
         (["genlab-train", "trainer.max_epoch=3"],
          "error: trainer.max_epoch is not a config key; keys of trainer: _target_, accelerator,"),
         (["genlab-train", "-m", "seed=1,2", "model=gan,vea"], "error: model=vea is not an option"),

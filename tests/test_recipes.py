@@ -57,6 +57,9 @@ UNTESTED = {
     # flow_mnist with classes: its test is that samples are of the requested digit
     # (test_learning.test_conditional_samples_are_of_the_requested_digit).
     "cfg_flow_mnist",
+    # EDM's short-run threshold is not measured yet; the family's mathematics and contract
+    # are tested in test_denoising.py and test_conformance.py.
+    "edm_mnist",
 }
 
 
