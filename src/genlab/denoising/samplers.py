@@ -331,17 +331,14 @@ def dpmpp_2m(
     previous, h_previous = None, math.nan
     for sigma, sigma_next in intervals(sigmas):
         denoised = denoiser(x, sigma)
+        h = math.log(sigma / sigma_next) if sigma_next > 0 else math.nan
         if previous is None or sigma_next == 0:
-            extrapolated, h = denoised, math.nan
+            extrapolated = denoised
         else:
-            h = math.log(sigma / sigma_next)
             weight = 1 / (2 * (h_previous / h))  # 0 after a step from sigma = inf
             extrapolated = (1 + weight) * denoised - weight * previous
         x = transfer(denoiser, x, extrapolated, sigma, sigma_next)
-        previous, h_previous = (
-            denoised,
-            (math.log(sigma / sigma_next) if sigma_next > 0 else math.nan),
-        )
+        previous, h_previous = denoised, h
     return x
 
 
