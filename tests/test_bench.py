@@ -78,10 +78,10 @@ def test_the_sampling_table_times_every_fixed_step_sampler_of_every_iterative_fa
     from rich.console import Console
 
     from genlab.denoising.samplers import SAMPLERS
-    from tests.helpers.runs import model_options
+    from tests.helpers.runs import iterative_model_options
 
     rows = bench_sampling(3, 4, 4, tmp_path, [])
-    iterative = {"flow", "diffusion", "edm"} & set(model_options())
+    iterative = iterative_model_options()
     fixed = [name for name, spec in SAMPLERS.items() if spec.nfe([1.0, 0.0]) is not None]
     assert {(r["family"], r["solver"]) for r in rows} == {(f, s) for f in iterative for s in fixed}
     for row in rows:

@@ -46,3 +46,17 @@ def model_options() -> list[str]:
     from genlab.config.paths import config_dir
 
     return sorted(path.stem for path in (config_dir() / "model").glob("*.yaml"))
+
+
+def iterative_model_options() -> list[str]:
+    """The options of the `model` group that sample iteratively: those whose config holds
+    a `sampling` node (flow, diffusion, EDM, ...), as opposed to one-pass GANs and VAEs."""
+    from omegaconf import OmegaConf
+
+    from genlab.config.paths import config_dir
+
+    return [
+        name
+        for name in model_options()
+        if "sampling" in OmegaConf.load(config_dir() / "model" / f"{name}.yaml")
+    ]
