@@ -18,7 +18,7 @@ JOBS   ?= auto
 PYTEST_JOBS := $(if $(filter 1,$(JOBS)),,-n $(JOBS) --dist worksteal)
 
 .DEFAULT_GOAL := help
-.PHONY: help install train sweep sample eval export report results tensorboard fid-classifier bench gpu-check test test-fast mutation lint format clean
+.PHONY: help install train sweep sample eval export ema report results tensorboard fid-classifier bench gpu-check test test-fast mutation lint format clean
 
 help: ## list every target
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ eval: $(STAMP) ## FID/KID/IS, precision/recall (+ VAE NLL) of a checkpoint: make
 
 export: $(STAMP) ## the generator as a file that loads without genlab + model card: make export CKPT=... ARGS="metrics_file=..."
 	$(BIN)/python -m genlab.export ckpt_path=$(CKPT) $(ARGS)
+
+ema: $(STAMP) ## post-hoc EMA checkpoints of a run trained with callbacks=posthoc_ema: make ema RUN=<run dir> ARGS="sigma_rels=[0.05,0.1]"
+	$(BIN)/genlab-ema run_dir=$(RUN) $(ARGS)
 
 report: $(STAMP) ## Markdown table + PNG plots of a run or a sweep, offline: make report RUN=outputs/train/multirun/...
 	$(BIN)/genlab-report $(RUN) $(ARGS)

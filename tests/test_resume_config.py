@@ -105,6 +105,23 @@ def test_a_dropped_node_is_dropped_and_a_state_callback_cannot_change() -> None:
         resumed_config(STORED, current, requested={"callbacks.ema", "callbacks.ema.decay"})
 
 
+def test_post_hoc_ema_keeps_its_profiles_and_may_change_its_snapshot_interval() -> None:
+    posthoc = {
+        "dirpath": "/old/run/ema_snapshots",
+        "sigma_rels": [0.05, 0.1],
+        "snapshot_every": 100,
+    }
+    stored = copy.deepcopy(STORED)
+    stored["callbacks"]["posthoc_ema"] = posthoc
+    current = current_config()
+    current["callbacks"]["posthoc_ema"] = {**posthoc, "snapshot_every": 50}
+    config = resumed_config(stored, current, requested={"callbacks.posthoc_ema.snapshot_every"})
+    assert config["callbacks"]["posthoc_ema"]["snapshot_every"] == 50
+    current["callbacks"]["posthoc_ema"]["sigma_rels"] = [0.05, 0.2]
+    with pytest.raises(ConfigError, match=r"callbacks\.posthoc_ema\.sigma_rels"):
+        resumed_config(stored, current, requested={"callbacks.posthoc_ema.sigma_rels"})
+
+
 TINY = TINY_RUN_NO_METRICS
 TINY_VAE = [*TINY, "model=vae"]
 

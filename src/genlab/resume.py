@@ -50,8 +50,9 @@ SAFE_ON_RESUME = (
     "metrics.every_n_epochs", "metrics.batch_size", "metrics.cache_dir", "metrics.allow_download",
     "model.sampling", "model.validation_sampling",  # how samples are drawn, not what is trained
 )  # fmt: skip
-# Callbacks whose state is part of the run's: weight averaging keeps the averaged weights.
-STATEFUL_CALLBACKS = ("callbacks.ema",)
+# Callbacks whose state is part of the run's: weight averaging keeps the averaged weights (and
+# post-hoc EMA its profiles; its snapshot interval may change).
+STATEFUL_CALLBACKS = ("callbacks.ema", "callbacks.posthoc_ema.sigma_rels")
 # Precisions that store the weights themselves in another dtype than 32-bit floats.
 WEIGHT_PRECISIONS = ("16-true", "bf16-true", "64-true", "64")
 # The run's own locations: always the current run's, never the checkpoint's.

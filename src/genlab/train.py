@@ -34,7 +34,7 @@ from genlab.config.paths import config_dir
 from genlab.config.resolvers import register_resolvers
 from genlab.config.schema import register_schemas
 from genlab.config.validation import check_config
-from genlab.errors import user_errors_reported
+from genlab.errors import ConfigError, user_errors_reported
 from genlab.preflight import check_model_fits
 from genlab.requeue import requeued_checkpoint, requeued_when_preempted
 from genlab.resume import (
@@ -86,6 +86,11 @@ def train(cfg: DictConfig, warnings: list[str] | None = None) -> float | None:
     if resume_from:
         ckpt_path = resume_path(resume_from, runs_dir, this_run=run_dir)
         checkpoint = read_checkpoint(ckpt_path)  # a bad file fails here, in one line
+        if "posthoc_ema" in checkpoint:  # built by genlab-ema: weights only
+            raise ConfigError(
+                f"{ckpt_path} holds post-hoc EMA weights for sampling and evaluation, not a "
+                "training state; resume from the run's checkpoints/last.ckpt"
+            )
         restore_run_config(cfg, checkpoint)  # the checkpoint's config is the run's config
         continue_wandb_run(cfg, checkpoint)
         progress = {key: checkpoint[key] for key in ("loops", "global_step")}

@@ -19,9 +19,14 @@ EPOCHS = 2
 
 
 def train(
-    make_model: Callable[[], pl.LightningModule], ema: bool, tmp_path: Path, resume: Path | None
+    make_model: Callable[[], pl.LightningModule],
+    ema: bool,
+    tmp_path: Path,
+    resume: Path | None,
+    more_callbacks: list[pl.Callback] = (),
 ) -> tuple[pl.LightningModule, pl.Trainer]:
-    """Two epochs, a checkpoint after each (`epoch=0.ckpt`, `epoch=1.ckpt`), from `resume`.
+    """Two epochs, a checkpoint after each (`epoch=0.ckpt`, `epoch=1.ckpt`), from `resume`,
+    with `more_callbacks` after the EMA.
 
     The batches come from genlab's training loader (shuffled by the run's seed, 0).
     """
@@ -34,6 +39,7 @@ def train(
     callbacks: list[pl.Callback] = [ModelCheckpoint(tmp_path, "{epoch}", save_top_k=-1)]
     if ema:
         callbacks.append(EMA(decay=0.9))
+    callbacks.extend(more_callbacks)
     callbacks.append(RNGStates())  # last, as genlab's configs keep it
     trainer = fit(
         model, 0, data, ckpt_path=str(resume) if resume else None, max_steps=-1, max_epochs=EPOCHS,

@@ -4,6 +4,7 @@ from genlab.callbacks.ema import EMA
 from genlab.callbacks.interrupt_checkpoint import InterruptCheckpoint
 from genlab.callbacks.last_checkpoint import LastCheckpoint
 from genlab.callbacks.nan_guard import NanGuard, NonFiniteLossError
+from genlab.callbacks.posthoc_ema import PostHocEMA
 from genlab.callbacks.progress_bar import IntervalProgressBar
 from genlab.callbacks.rng_states import RNGStates
 from genlab.callbacks.run_config import StoreRunConfig
@@ -16,6 +17,7 @@ __all__ = [
     "LastCheckpoint",
     "NanGuard",
     "NonFiniteLossError",
+    "PostHocEMA",
     "RNGStates",
     "SampleGrid",
     "StoreRunConfig",
