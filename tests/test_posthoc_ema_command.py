@@ -3,6 +3,7 @@ sampling, evaluation and export take; what it refuses, in one line each."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,33 @@ def test_a_posthoc_checkpoint_is_not_resumed_and_survives(
     with pytest.raises(ConfigError, match="holds post-hoc EMA weights for sampling and evaluat"):
         train(make_config("train", [*RUN, "trainer.max_epochs=3", f"ckpt_path={path}"]))
     load_model(path)
+
+
+def test_score_compares_live_fixed_decay_and_posthoc_weights_on_one_table(
+    make_config: MakeConfig, tmp_path: Path
+) -> None:
+    train(make_config("train", [*RUN, "callbacks=[ema,posthoc_ema]"]))
+    eval_args = ["metrics.n_samples=100", "memorization.enabled=false",
+                 f"paths.cache_dir={tmp_path / 'cache'}"]  # fmt: skip
+    quoted = ",".join(f'"{arg}"' for arg in eval_args)
+    # the command's output directory is the run's here (make_config puts it in tmp_path)
+    build_posthoc_ema(make_config("ema", [
+        f"run_dir={tmp_path}", "sigma_rels=[0.05,0.1]", "score=true", f"eval_args=[{quoted}]",
+    ]))  # fmt: skip
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)
+    live = torch.load(tmp_path / "checkpoints" / "live.ckpt", weights_only=True)["state_dict"]
+    for key, value in last["current_model_state"].items():
+        assert torch.equal(live[key], value), key
+    assert any(not torch.equal(live[k], v) for k, v in last["state_dict"].items())
+    rows = (tmp_path / "posthoc_ema.csv").read_text().splitlines()
+    assert [row.split(",")[:2] for row in rows] == [
+        ["weights", "sigma_rel"], ["live", ""], ["ema 0.999", ""],
+        ["posthoc 0.05", "0.05"], ["posthoc 0.1", "0.1"],
+    ]  # fmt: skip
+    evaluated = json.loads((tmp_path / "posthoc_ema_eval" / "metrics.json").read_text())
+    fids = [float(row.split(",")[2]) for row in rows[1:]]
+    assert fids == [source["fid"] for source in evaluated["sources"]]
+    assert len(set(fids)) == 4  # four different sets of weights
+    best = min(fids[2:])
+    assert f"FID {best:.4g}" in (tmp_path / "posthoc_ema.md").read_text()
+    assert (tmp_path / "posthoc_ema.png").stat().st_size > 0

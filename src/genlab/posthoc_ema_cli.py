@@ -3,6 +3,7 @@ et al. 2024, sec. 3 and appendix C; `callbacks=posthoc_ema` writes the snapshots
 
 genlab-ema run_dir=<run> sigma_rels=[0.02,0.05,0.1,0.15]
 genlab-ema run_dir=<run> decays=[0.999] step=1000
+genlab-ema run_dir=<run> sigma_rels=[0.02,0.05,0.1] score=true 'eval_args=["seed=1"]'
 Then: genlab-eval samples=[<run>/checkpoints/posthoc_ema-0.05.ckpt,...] (same latents: FID
 against the EMA length), genlab-sample or genlab-export ckpt_path=<that file>.
 
@@ -32,6 +33,7 @@ from genlab.posthoc_ema import (
     solve_weights,
     std_to_exp,
 )
+from genlab.posthoc_ema_sweep import reference_points, rows_of, scored, write_sweep
 from genlab.runs.output_paths import writable_directory
 from genlab.runs.result import result_recorded
 from genlab.utils.files import write_atomically
@@ -104,7 +106,22 @@ def build_posthoc_ema(cfg: DictConfig) -> list[Path]:
         write_atomically(path, lambda tmp, c=checkpoint: save_into_file(c, tmp))
         log.info("sigma_rel %.4g at iteration %d: %s", sigma_rel, step, path)
         written.append(path)
+    if cfg.score:
+        score_lengths(cfg, run_dir, out_dir, written)
     return written
+
+
+def score_lengths(cfg: DictConfig, run_dir: Path, out_dir: Path, written: list[Path]) -> None:
+    """FID of the run's last weights and of every rebuilt length, one table and picture."""
+    points = reference_points(run_dir, out_dir)
+    labels: list[tuple[str, float | None]] = [(label, None) for label, _ in points]
+    for path in written:
+        sigma_rel = read_checkpoint(path)["posthoc_ema"]["sigma_rel"]
+        points.append((f"posthoc {sigma_rel:.4g}", path))
+        labels.append((f"posthoc {sigma_rel:.4g}", sigma_rel))
+    rows = rows_of(labels, scored(points, Path(cfg.paths.output_dir), list(cfg.eval_args)))
+    files = write_sweep(rows, Path(cfg.paths.output_dir))
+    log.info("FID against the EMA length: %s", ", ".join(str(f) for f in files))
 
 
 register_resolvers()
