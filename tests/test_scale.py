@@ -23,6 +23,20 @@ from tests.helpers.runs import TINY_RUN, model_options
 pytestmark = pytest.mark.slow  # DDP ranks as processes, mixed precision runs
 
 
+# Post-hoc EMA rides along: a snapshot every 2 of the 3 iterations, and one at the end.
+POSTHOC_EMA = ["callbacks=posthoc_ema", "callbacks.posthoc_ema.snapshot_every=2"]
+
+
+def assert_posthoc_snapshots(run_dir: Path, steps: list[int]) -> None:
+    """One snapshot per step and profile, its averages finite float32 weights."""
+    files = sorted((run_dir / "ema_snapshots").glob("*.pt"))
+    assert [f.name for f in files] == [f"{s:08d}-{r}.pt" for s in steps for r in ("0.05", "0.1")]
+    for file in files:
+        weights = torch.load(file, weights_only=True)["state_dict"].values()
+        assert all(torch.isfinite(w).all() for w in weights if w.is_floating_point())
+        assert {w.dtype for w in weights if w.is_floating_point()} == {torch.float32}
+
+
 def logged_rows(run_dir: Path) -> list[dict[str, str]]:
     with open(run_dir / "csv" / "metrics.csv") as f:
         return list(csv.DictReader(f))
@@ -32,10 +46,10 @@ def logged_rows(run_dir: Path) -> list[dict[str, str]]:
 def test_bf16_mixed_trains_with_finite_losses(
     make_config: Callable[..., DictConfig], model: str
 ) -> None:
-    cfg = make_config(
-        overrides=[*TINY_RUN, f"model={model}", "logger=csv", "trainer.precision=bf16-mixed"]
-    )
+    overrides = [*TINY_RUN, f"model={model}", "logger=csv", "trainer.precision=bf16-mixed"]
+    cfg = make_config(overrides=[*overrides, *POSTHOC_EMA])
     train(cfg)
+    assert_posthoc_snapshots(Path(cfg.paths.output_dir), [2, 3])
     rows = logged_rows(Path(cfg.paths.output_dir))
     keys = {"gan": ["train/g_loss", "train/d_loss"], "vae": ["train/loss", "train/kl"]}.get(
         model, ["train/loss", "val/loss"]
@@ -49,10 +63,11 @@ def test_ddp_sim_two_cpu_ranks_train_and_log_fid_once(tmp_path: Path, model: str
     run_dir = tmp_path / "run"
     run(
         [str(BIN / "genlab-train"), "trainer=ddp_sim", f"model={model}", "logger=csv", *TINY_RUN,
-         f"hydra.run.dir={run_dir}", f"paths.cache_dir={tmp_path / 'cache'}"],
+         f"hydra.run.dir={run_dir}", f"paths.cache_dir={tmp_path / 'cache'}", *POSTHOC_EMA],
         cwd=tmp_path,
     )  # fmt: skip
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert_posthoc_snapshots(run_dir, [2, 3])  # 3 iterations on each rank
     fid_rows = [r for r in logged_rows(run_dir) if r.get("val/fid_lenet")]
     assert len(fid_rows) == 1  # one value per evaluation, not one per rank
     assert float(fid_rows[0]["val/n_samples"]) == 100  # 50 per rank
