@@ -18,11 +18,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-
 from genlab.checkpoints import read_checkpoint, save_into_file
 from genlab.errors import GenlabError
+from genlab.utils.figures import new_axes, save_png
 from genlab.utils.files import write_atomically
 
 COLUMNS = ("weights", "sigma_rel", "fid", "precision", "recall")
@@ -79,9 +77,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
 
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
     """FID against sigma_rel (log x); the other weights as horizontal lines."""
-    figure = Figure(figsize=(7, 4.5))
-    FigureCanvasAgg(figure)
-    axes = figure.subplots()
+    figure, axes = new_axes(7, 4.5)
     curve = sorted((r["sigma_rel"], r["fid"]) for r in rows if r["sigma_rel"] is not None)
     axes.plot(*zip(*curve, strict=True), marker="o", label="post-hoc EMA")
     for r in rows:
@@ -91,10 +87,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     axes.set_xscale("log")
     axes.set_xlabel("EMA length sigma_rel (profile std / training iterations)")
     axes.set_ylabel("FID")
-    axes.grid(True, which="both", alpha=0.3)
-    axes.legend(fontsize=8)
-    figure.tight_layout()
-    write_atomically(path, lambda tmp: figure.savefig(tmp, format="png", dpi=110))
+    save_png(figure, axes, path, dpi=110, fontsize=8)
 
 
 def write_sweep(rows: list[dict[str, Any]], out_dir: Path) -> list[Path]:

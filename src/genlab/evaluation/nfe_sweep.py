@@ -17,13 +17,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from omegaconf import DictConfig
 
 from genlab.errors import ConfigError
 from genlab.evaluation.sources import CheckpointSource
 from genlab.models.iterative import IterativeModule
+from genlab.utils.figures import new_axes, save_png
 from genlab.utils.files import write_atomically
 
 log = logging.getLogger(__name__)
@@ -116,9 +115,7 @@ def csv_text(rows: list[dict]) -> str:
 
 def plot(rows: list[dict], path: Path) -> None:
     """FID against NFE (log x): one line per (source, sampler), one-pass sources as points."""
-    figure = Figure(figsize=(8, 5.5))
-    FigureCanvasAgg(figure)
-    axes = figure.subplots()
+    figure, axes = new_axes(8, 5.5)
     curves: dict[tuple[str, str], list[tuple[int, float]]] = {}
     for r in rows:
         if r["nfe"] is not None and r["fid"] is not None:
@@ -135,10 +132,7 @@ def plot(rows: list[dict], path: Path) -> None:
     axes.set_yscale("log")
     axes.set_xlabel("network evaluations per image (NFE)")
     axes.set_ylabel("FID")
-    axes.grid(True, which="both", alpha=0.3)
-    axes.legend(fontsize=8)
-    figure.tight_layout()
-    write_atomically(path, lambda tmp: figure.savefig(tmp, format="png", dpi=110))
+    save_png(figure, axes, path, dpi=110, fontsize=8)
 
 
 def write_sweep(rows: list[dict], stem: Path) -> list[Path]:

@@ -7,10 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
-from genlab.utils.files import write_atomically
+from genlab.utils.figures import new_axes, save_png
 
 GRID_POINTS = 60
 
@@ -54,9 +52,7 @@ def plot_time_to_fid(cells: dict[str, list[dict[str, Any]]], path: Path) -> bool
     recipes = recipe_curves(cells)
     if not recipes:
         return False
-    figure = Figure(figsize=(8, 5.5))
-    FigureCanvasAgg(figure)
-    axes = figure.subplots()
+    figure, axes = new_axes(8, 5.5)
     for name, curves in recipes.items():
         grid, values = on_common_grid(curves)
         (line,) = axes.plot(grid / 60, values.mean(axis=0), label=f"{name} ({len(curves)})")
@@ -70,10 +66,5 @@ def plot_time_to_fid(cells: dict[str, list[dict[str, Any]]], path: Path) -> bool
         ylabel="validation FID (LeNet features)",
         title="FID against training time: mean over seeds, band = min to max",
     )
-    axes.grid(True, which="both", alpha=0.3)
-    axes.legend(fontsize="small", title="recipe (seeds)")
-    figure.tight_layout()
-    write_atomically(
-        path, lambda tmp: figure.savefig(tmp, format="png", dpi=100, metadata={"Software": None})
-    )
+    save_png(figure, axes, path, dpi=100, fontsize="small", title="recipe (seeds)")
     return True
