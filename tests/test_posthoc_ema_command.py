@@ -103,6 +103,7 @@ def test_a_posthoc_checkpoint_is_not_resumed_and_survives(
     load_model(path)
 
 
+@pytest.mark.slow  # genlab-eval as a process
 def test_score_compares_live_fixed_decay_and_posthoc_weights_on_one_table(
     make_config: MakeConfig, tmp_path: Path
 ) -> None:

@@ -194,6 +194,7 @@ def started_pids(marks: Path, timeout_s: float = 60.0) -> list[int]:
     return [int(p.name.split(".")[0]) for p in marks.glob("*.started")]
 
 
+@pytest.mark.slow  # genlab-results and its children as processes
 @pytest.mark.parametrize(
     ("behaviour", "signum", "status", "line"),
     [
