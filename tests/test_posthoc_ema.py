@@ -20,6 +20,7 @@ from genlab.posthoc_ema import (
     PowerEMA,
     exp_to_std,
     power_profile_dot,
+    profile_error,
     reconstruct,
     sigma_rel_of_decay,
     solve_weights,
@@ -271,3 +272,31 @@ def test_half_precision_weights_are_averaged_in_float32() -> None:
         assert a["w"].dtype == torch.float32
         scale = b["w"].abs().max().item()
         torch.testing.assert_close(a["w"].double(), b["w"], rtol=0, atol=1e-5 * scale)
+
+
+def continuous_profile(tau: np.ndarray, step: float, gamma: float) -> np.ndarray:
+    return np.where(tau <= step, (gamma + 1) * tau**gamma / step ** (gamma + 1), 0.0)
+
+
+@pytest.mark.parametrize("target", [0.01, TARGET, 0.2])
+def test_profile_error_is_the_distance_of_the_rebuilt_profile(target: float) -> None:
+    """The relative L2 distance between the combined and the requested continuous profiles,
+    against a quadrature of the profiles themselves (not of their closed-form products)."""
+    steps = [s for s in range(EVERY, STEPS + 1, EVERY) for _ in STORED]
+    gammas = [std_to_exp(s) for _ in range(EVERY, STEPS + 1, EVERY) for s in STORED]
+    x = solve_weights(steps, gammas, STEPS, std_to_exp(target))
+    tau = np.linspace(0, STEPS, 2_000_001)
+    terms = zip(x.tolist(), steps, gammas, strict=True)
+    rebuilt = sum(xi * continuous_profile(tau, t, g) for xi, t, g in terms)
+    wanted = continuous_profile(tau, STEPS, std_to_exp(target))
+    expected = math.sqrt(np.trapezoid((rebuilt - wanted) ** 2, tau) / np.trapezoid(wanted**2, tau))
+    got = profile_error(steps, gammas, STEPS, std_to_exp(target), x)
+    assert got == pytest.approx(expected, rel=1e-3, abs=1e-5)
+    assert got > 0.001  # none of these is a stored profile
+
+
+def test_a_stored_profile_has_no_profile_error() -> None:
+    steps = [s for s in range(EVERY, STEPS + 1, EVERY) for _ in STORED]
+    gammas = [std_to_exp(s) for _ in range(EVERY, STEPS + 1, EVERY) for s in STORED]
+    x = solve_weights(steps, gammas, STEPS, std_to_exp(0.10))
+    assert profile_error(steps, gammas, STEPS, std_to_exp(0.10), x) < 1e-6

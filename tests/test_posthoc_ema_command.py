@@ -40,7 +40,7 @@ def test_a_stored_profile_comes_back_and_any_other_is_built(
     ]  # fmt: skip
     stored = torch.load(run_dir / "ema_snapshots" / "00000006-0.05.pt", weights_only=True)
     rebuilt = torch.load(written[0], weights_only=True)
-    assert rebuilt["posthoc_ema"] == {"sigma_rel": 0.05, "step": 6}
+    assert rebuilt["posthoc_ema"] == {"sigma_rel": 0.05, "step": 6, "profile_error": 0.0}
     assert "optimizer_states" not in rebuilt
     for key, value in stored["state_dict"].items():
         torch.testing.assert_close(rebuilt["state_dict"][key], value, rtol=1e-5, atol=1e-6)

@@ -110,6 +110,26 @@ def solve_weights(
     return x / x.sum()
 
 
+def profile_error(
+    snapshot_steps: Sequence[int],
+    snapshot_gammas: Sequence[float],
+    target_step: int,
+    target_gamma: float,
+    coefficients: Tensor,
+) -> float:
+    """||sum_i x_i p_i - p_target|| / ||p_target||: how far the rebuilt average's profile is
+    from the one asked for (0 for a stored profile; large for a length far below the stored
+    ones, which no combination of them can average that briefly)."""
+    steps = torch.as_tensor(snapshot_steps, dtype=torch.float64)
+    gammas = torch.as_tensor(snapshot_gammas, dtype=torch.float64)
+    gram = power_profile_dot(steps[:, None], gammas[:, None], steps[None, :], gammas[None, :])
+    cross = power_profile_dot(steps, gammas, float(target_step), float(target_gamma))
+    norm = power_profile_dot(float(target_step), target_gamma, float(target_step), target_gamma)
+    x = coefficients.to(torch.float64)
+    squared = x @ gram @ x - 2 * x @ cross + norm
+    return float(squared.clamp(min=0).sqrt() / norm.sqrt())
+
+
 def reconstruct(
     snapshots: Sequence[Mapping[str, Tensor]], coefficients: Tensor
 ) -> dict[str, Tensor]:

@@ -28,6 +28,7 @@ from genlab.config.resolvers import register_resolvers
 from genlab.errors import ConfigError, GenlabError, user_errors_reported
 from genlab.posthoc_ema import (
     MAX_SIGMA_REL,
+    profile_error,
     reconstruct,
     sigma_rel_of_decay,
     solve_weights,
@@ -95,16 +96,17 @@ def build_posthoc_ema(cfg: DictConfig) -> list[Path]:
     out_dir = writable_directory("out_dir", Path(cfg.out_dir))
     written = []
     for sigma_rel in requested_sigma_rels(cfg, step):
-        coefficients = solve_weights(
-            [s["step"] for s in snapshots], [s["gamma"] for s in snapshots], step,
-            std_to_exp(sigma_rel),
-        )  # fmt: skip
+        steps, gammas = [s["step"] for s in snapshots], [s["gamma"] for s in snapshots]
+        gamma = std_to_exp(sigma_rel)
+        coefficients = solve_weights(steps, gammas, step, gamma)
+        error = profile_error(steps, gammas, step, gamma, coefficients)
         checkpoint = {k: v for k, v in last.items() if k not in TRAINING_STATE}
         checkpoint["state_dict"] = reconstruct([s["state_dict"] for s in snapshots], coefficients)
-        checkpoint["posthoc_ema"] = {"sigma_rel": sigma_rel, "step": step}
+        checkpoint["posthoc_ema"] = {"sigma_rel": sigma_rel, "step": step, "profile_error": error}
         path = out_dir / f"posthoc_ema-{sigma_rel:.4g}.ckpt"
         write_atomically(path, lambda tmp, c=checkpoint: save_into_file(c, tmp))
-        log.info("sigma_rel %.4g at iteration %d: %s", sigma_rel, step, path)
+        log.info("sigma_rel %.4g at iteration %d (profile off by %.1f%%): %s",
+                 sigma_rel, step, 100 * error, path)  # fmt: skip
         written.append(path)
     if cfg.score:
         score_lengths(cfg, run_dir, out_dir, written)
@@ -114,12 +116,13 @@ def build_posthoc_ema(cfg: DictConfig) -> list[Path]:
 def score_lengths(cfg: DictConfig, run_dir: Path, out_dir: Path, written: list[Path]) -> None:
     """FID of the run's last weights and of every rebuilt length, one table and picture."""
     points = reference_points(run_dir, out_dir)
-    labels: list[tuple[str, float | None]] = [(label, None) for label, _ in points]
+    rows = [{"weights": label, "sigma_rel": None, "profile_error": None} for label, _ in points]
     for path in written:
-        sigma_rel = read_checkpoint(path)["posthoc_ema"]["sigma_rel"]
-        points.append((f"posthoc {sigma_rel:.4g}", path))
-        labels.append((f"posthoc {sigma_rel:.4g}", sigma_rel))
-    rows = rows_of(labels, scored(points, Path(cfg.paths.output_dir), list(cfg.eval_args)))
+        built = read_checkpoint(path)["posthoc_ema"]
+        points.append((f"posthoc {built['sigma_rel']:.4g}", path))
+        rows.append({"weights": points[-1][0], "sigma_rel": built["sigma_rel"],
+                     "profile_error": built["profile_error"]})  # fmt: skip
+    rows = rows_of(rows, scored(points, Path(cfg.paths.output_dir), list(cfg.eval_args)))
     files = write_sweep(rows, Path(cfg.paths.output_dir))
     log.info("FID against the EMA length: %s", ", ".join(str(f) for f in files))
 

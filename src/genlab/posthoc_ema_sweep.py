@@ -23,7 +23,7 @@ from genlab.errors import GenlabError
 from genlab.utils.figures import new_axes, save_png
 from genlab.utils.files import write_atomically
 
-COLUMNS = ("weights", "sigma_rel", "fid", "precision", "recall")
+COLUMNS = ("weights", "sigma_rel", "fid", "precision", "recall", "profile_error")
 
 
 def reference_points(run_dir: Path, out_dir: Path) -> list[tuple[str, Path]]:
@@ -57,12 +57,12 @@ def scored(points: list[tuple[str, Path]], out_dir: Path, eval_args: list[str]) 
     return json.loads((eval_dir / "metrics.json").read_text())["sources"]
 
 
-def rows_of(labels: list[tuple[str, float | None]], results: list[dict]) -> list[dict[str, Any]]:
+def rows_of(points: list[dict[str, Any]], results: list[dict]) -> list[dict[str, Any]]:
+    """The table's rows: each point (weights, sigma_rel, profile_error) with its scores."""
     return [
-        {"weights": label, "sigma_rel": sigma_rel, "fid": r.get("fid"),
-         "precision": r.get("precision"), "recall": r.get("recall")}
-        for (label, sigma_rel), r in zip(labels, results, strict=True)
-    ]  # fmt: skip
+        {**point, "fid": r.get("fid"), "precision": r.get("precision"), "recall": r.get("recall")}
+        for point, r in zip(points, results, strict=True)
+    ]
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
