@@ -4,6 +4,7 @@ sampling, evaluation and export take; what it refuses, in one line each."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -13,17 +14,24 @@ from genlab.checkpoints import load_model
 from genlab.errors import ConfigError, GenlabError
 from genlab.posthoc_ema_cli import build_posthoc_ema
 from genlab.train import train
-from tests.helpers.runs import TINY_RUN_NO_METRICS, MakeConfig
+from tests.helpers.runs import TINY_RUN_NO_METRICS, MakeConfig, compose_config
 
 # 2 epochs of 3 iterations, a snapshot every 2 and one at the end: iterations 2, 4, 6
 RUN = [*TINY_RUN_NO_METRICS, "callbacks=posthoc_ema", "trainer.max_epochs=2",
        "callbacks.posthoc_ema.snapshot_every=2"]  # fmt: skip
 
 
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One tiny run for the module; each test works on a copy of it."""
+    directory = tmp_path_factory.mktemp("posthoc_run")
+    train(compose_config("train", RUN, directory))
+    return directory
+
+
 @pytest.fixture
-def run_dir(make_config: MakeConfig, tmp_path: Path) -> Path:
-    train(make_config("train", RUN))
-    return tmp_path
+def run_dir(trained_run: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(trained_run, tmp_path / "run"))
 
 
 def test_a_stored_profile_comes_back_and_any_other_is_built(
