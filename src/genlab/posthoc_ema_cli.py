@@ -43,7 +43,9 @@ log = logging.getLogger(__name__)
 
 SNAPSHOT_DIR = "ema_snapshots"
 # Keys of last.ckpt that belong to resuming the training, not to its weights.
-TRAINING_STATE = ("optimizer_states", "lr_schedulers", "callbacks", "rng_states")
+TRAINING_STATE = (
+    "optimizer_states", "lr_schedulers", "callbacks", "rng_states", "current_model_state",
+)  # fmt: skip
 
 
 def snapshot_files(run_dir: Path, step: int | None) -> list[Path]:
@@ -94,9 +96,9 @@ def build_posthoc_ema(cfg: DictConfig) -> list[Path]:
     snapshots = [read_snapshot(path) for path in snapshot_files(run_dir, cfg.step)]
     step = snapshots[-1]["step"]
     out_dir = writable_directory("out_dir", Path(cfg.out_dir))
+    steps, gammas = [s["step"] for s in snapshots], [s["gamma"] for s in snapshots]
     written = []
     for sigma_rel in requested_sigma_rels(cfg, step):
-        steps, gammas = [s["step"] for s in snapshots], [s["gamma"] for s in snapshots]
         gamma = std_to_exp(sigma_rel)
         coefficients = solve_weights(steps, gammas, step, gamma)
         error = profile_error(steps, gammas, step, gamma, coefficients)
