@@ -290,7 +290,15 @@ def heun(
     [s_tmin, s_tmax], with fresh noise of std sqrt(sigma_hat^2 - sigma^2); then Heun's
     second-order step in sigma on x_bar = x / s. The step to sigma = 0 is an Euler step
     (D there is the answer), and so is a step from sigma = inf (flow matching's t = 0),
-    where sigma has no finite step size. s_churn = 0 is Algorithm 1, deterministic."""
+    where sigma has no finite step size. s_churn = 0 is Algorithm 1, deterministic.
+
+    Heun's trapezoid equals the update of `transfer` with the clean estimate
+    D0 + sigma_hat / (2 sigma') (D1 - D0), D0 and D1 the denoiser at the step's two ends:
+    when sigma_hat > 2 sigma' it extrapolates past D1, by a factor of 10,000 on the first
+    step of the cosine DDPM's own grid (sigma 20,291 -> 1.75), where the samples were noise.
+    The weight is therefore capped at 1 (the estimate stays between D0 and D1): steps with
+    sigma_hat <= 2 sigma' are EDM's exactly, and the method stays second order.
+    """
     process = denoiser.process
     x = start(denoiser, noise, sigmas)
     gamma_max = min(s_churn / (len(sigmas) - 1), math.sqrt(2) - 1)
@@ -303,14 +311,13 @@ def heun(
         sigma_hat = sigma * (1 + gamma)
         if gamma > 0:
             x_bar = x_bar + math.sqrt(sigma_hat**2 - sigma**2) * s_noise * noise_like(x, generator)
-        slope = (x_bar - denoiser(x_bar * process.scale(sigma_hat), sigma_hat)) / sigma_hat
-        x_next = x_bar + (sigma_next - sigma_hat) * slope
+        denoised = denoiser(x_bar * process.scale(sigma_hat), sigma_hat)
         if sigma_next > 0:
-            slope_next = (
-                x_next - denoiser(x_next * process.scale(sigma_next), sigma_next)
-            ) / sigma_next
-            x_next = x_bar + (sigma_next - sigma_hat) * 0.5 * (slope + slope_next)
-        x = x_next * process.scale(sigma_next)
+            x_euler = denoised + sigma_next / sigma_hat * (x_bar - denoised)
+            denoised_next = denoiser(x_euler * process.scale(sigma_next), sigma_next)
+            weight = min(sigma_hat / (2 * sigma_next), 1.0)
+            denoised = denoised + weight * (denoised_next - denoised)
+        x = (denoised + sigma_next / sigma_hat * (x_bar - denoised)) * process.scale(sigma_next)
     return x
 
 
