@@ -106,7 +106,7 @@ def test_a_posthoc_checkpoint_is_not_resumed_and_survives(
     run_dir: Path, make_config: MakeConfig
 ) -> None:
     (path,) = build_posthoc_ema(make_config("ema", [f"run_dir={run_dir}", "sigma_rels=[0.1]"]))
-    with pytest.raises(ConfigError, match="holds post-hoc EMA weights for sampling and evaluat"):
+    with pytest.raises(ConfigError, match=r"holds post-hoc EMA weights \(sigma_rel 0.1\) for samp"):
         train(make_config("train", [*RUN, "trainer.max_epochs=3", f"ckpt_path={path}"]))
     load_model(path)
 
@@ -124,9 +124,14 @@ def test_score_compares_live_fixed_decay_and_posthoc_weights_on_one_table(
         f"run_dir={tmp_path}", "sigma_rels=[0.05,0.1]", "score=true", f"eval_args=[{quoted}]",
     ]))  # fmt: skip
     last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)
-    live = torch.load(tmp_path / "checkpoints" / "live.ckpt", weights_only=True)["state_dict"]
+    live_path = tmp_path / "checkpoints" / "live.ckpt"
+    live_checkpoint = torch.load(live_path, weights_only=True)
+    assert "optimizer_states" not in live_checkpoint  # weights for sampling, not for resuming
+    live = live_checkpoint["state_dict"]
     for key, value in last["current_model_state"].items():
         assert torch.equal(live[key], value), key
+    with pytest.raises(ConfigError, match="holds the live weights of a run with an EMA for samp"):
+        train(make_config("train", [*RUN, "trainer.max_epochs=3", f"ckpt_path={live_path}"]))
     assert any(not torch.equal(live[k], v) for k, v in last["state_dict"].items())
     rows = (tmp_path / "posthoc_ema.csv").read_text().splitlines()
     assert [row.split(",")[:2] for row in rows] == [

@@ -43,6 +43,24 @@ def save_into_file(checkpoint: dict[str, Any], path: Path) -> None:
         torch.save(checkpoint, file)
 
 
+# Keys of a training checkpoint that belong to resuming the training, not to its weights.
+TRAINING_STATE = (
+    "optimizer_states", "lr_schedulers", "callbacks", "rng_states", "current_model_state",
+)  # fmt: skip
+# The key that marks a checkpoint as weights for sampling only; its value says which weights.
+WEIGHTS_ONLY = "weights_only"
+
+
+def weights_only_checkpoint(
+    checkpoint: dict[str, Any], state_dict: dict[str, Any], holds: str
+) -> dict[str, Any]:
+    """`checkpoint` with `state_dict` as its weights and without its training state: a file
+    that genlab-sample, genlab-eval and genlab-export take and genlab-train refuses, saying
+    that it `holds` (e.g. "post-hoc EMA weights (sigma_rel 0.05)")."""
+    kept = {key: value for key, value in checkpoint.items() if key not in TRAINING_STATE}
+    return {**kept, "state_dict": state_dict, WEIGHTS_ONLY: holds}
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a checkpoint dict on the CPU; a missing, truncated or foreign file is a GenlabError."""
     path = Path(path)

@@ -21,7 +21,8 @@ import hydra
 import torch
 from omegaconf import DictConfig
 
-from genlab.checkpoints import read_checkpoint, save_into_file
+from genlab.callbacks.posthoc_ema import SNAPSHOT_DIR, snapshot_step
+from genlab.checkpoints import read_checkpoint, save_into_file, weights_only_checkpoint
 from genlab.config.overrides import checked_entry_point
 from genlab.config.paths import config_dir
 from genlab.config.resolvers import register_resolvers
@@ -41,12 +42,6 @@ from genlab.utils.files import write_atomically
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT_DIR = "ema_snapshots"
-# Keys of last.ckpt that belong to resuming the training, not to its weights.
-TRAINING_STATE = (
-    "optimizer_states", "lr_schedulers", "callbacks", "rng_states", "current_model_state",
-)  # fmt: skip
-
 
 def snapshot_files(run_dir: Path, step: int | None) -> list[Path]:
     """The run's snapshot files up to `step` (null: all), in step order; a run without
@@ -57,10 +52,10 @@ def snapshot_files(run_dir: Path, step: int | None) -> list[Path]:
         raise GenlabError(
             f"{directory} holds no post-hoc EMA snapshots; train with callbacks=posthoc_ema"
         )
-    last = int(files[-1].name.split("-")[0])
+    last = snapshot_step(files[-1])
     if step is not None and not 1 <= step <= last:
         raise ConfigError(f"step must lie in 1..{last} (the last snapshot's), got {step}")
-    return [f for f in files if int(f.name.split("-")[0]) <= (step or last)]
+    return [f for f in files if snapshot_step(f) <= (step or last)]
 
 
 def read_snapshot(path: Path) -> dict[str, Any]:
@@ -92,38 +87,45 @@ def requested_sigma_rels(cfg: DictConfig, steps: int) -> list[float]:
 def build_posthoc_ema(cfg: DictConfig) -> list[Path]:
     """Write one checkpoint per requested EMA length; return their paths."""
     run_dir = Path(cfg.run_dir)
-    last = read_checkpoint(run_dir / "checkpoints" / "last.ckpt")
+    last_path = run_dir / "checkpoints" / "last.ckpt"
+    last = read_checkpoint(last_path)
     snapshots = [read_snapshot(path) for path in snapshot_files(run_dir, cfg.step)]
     step = snapshots[-1]["step"]
     out_dir = writable_directory("out_dir", Path(cfg.out_dir))
     steps, gammas = [s["step"] for s in snapshots], [s["gamma"] for s in snapshots]
-    written = []
+    built = {}  # path -> what genlab-ema built there
     for sigma_rel in requested_sigma_rels(cfg, step):
         gamma = std_to_exp(sigma_rel)
         coefficients = solve_weights(steps, gammas, step, gamma)
         error = profile_error(steps, gammas, step, gamma, coefficients)
-        checkpoint = {k: v for k, v in last.items() if k not in TRAINING_STATE}
-        checkpoint["state_dict"] = reconstruct([s["state_dict"] for s in snapshots], coefficients)
+        weights = reconstruct([s["state_dict"] for s in snapshots], coefficients)
+        checkpoint = weights_only_checkpoint(
+            last, weights, f"post-hoc EMA weights (sigma_rel {sigma_rel:.4g})"
+        )
         checkpoint["posthoc_ema"] = {"sigma_rel": sigma_rel, "step": step, "profile_error": error}
         path = out_dir / f"posthoc_ema-{sigma_rel:.4g}.ckpt"
         write_atomically(path, lambda tmp, c=checkpoint: save_into_file(c, tmp))
         log.info("sigma_rel %.4g at iteration %d (profile off by %.1f%%): %s",
                  sigma_rel, step, 100 * error, path)  # fmt: skip
-        written.append(path)
+        built[path] = checkpoint["posthoc_ema"]
     if cfg.score:
-        score_lengths(cfg, run_dir, out_dir, written)
-    return written
+        score_lengths(cfg, (last_path, last), out_dir, built)
+    return list(built)
 
 
-def score_lengths(cfg: DictConfig, run_dir: Path, out_dir: Path, written: list[Path]) -> None:
+def score_lengths(
+    cfg: DictConfig,
+    last: tuple[Path, dict[str, Any]],
+    out_dir: Path,
+    built: dict[Path, dict[str, Any]],
+) -> None:
     """FID of the run's last weights and of every rebuilt length, one table and picture."""
-    points = reference_points(run_dir, out_dir)
+    points = reference_points(*last, out_dir)
     rows = [{"weights": label, "sigma_rel": None, "profile_error": None} for label, _ in points]
-    for path in written:
-        built = read_checkpoint(path)["posthoc_ema"]
-        points.append((f"posthoc {built['sigma_rel']:.4g}", path))
-        rows.append({"weights": points[-1][0], "sigma_rel": built["sigma_rel"],
-                     "profile_error": built["profile_error"]})  # fmt: skip
+    for path, posthoc in built.items():
+        points.append((f"posthoc {posthoc['sigma_rel']:.4g}", path))
+        rows.append({"weights": points[-1][0], "sigma_rel": posthoc["sigma_rel"],
+                     "profile_error": posthoc["profile_error"]})  # fmt: skip
     rows = rows_of(rows, scored(points, Path(cfg.paths.output_dir), list(cfg.eval_args)))
     files = write_sweep(rows, Path(cfg.paths.output_dir))
     log.info("FID against the EMA length: %s", ", ".join(str(f) for f in files))

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from genlab.checkpoints import read_checkpoint, save_into_file
+from genlab.checkpoints import save_into_file, weights_only_checkpoint
 from genlab.errors import GenlabError
 from genlab.utils.figures import new_axes, save_png
 from genlab.utils.files import write_atomically
@@ -26,16 +26,16 @@ from genlab.utils.files import write_atomically
 COLUMNS = ("weights", "sigma_rel", "fid", "precision", "recall", "profile_error")
 
 
-def reference_points(run_dir: Path, out_dir: Path) -> list[tuple[str, Path]]:
-    """(label, checkpoint) of the weights the post-hoc lengths are compared with."""
-    last = run_dir / "checkpoints" / "last.ckpt"
-    checkpoint = read_checkpoint(last)
+def reference_points(
+    last: Path, checkpoint: dict[str, Any], out_dir: Path
+) -> list[tuple[str, Path]]:
+    """(label, checkpoint file) of the weights the post-hoc lengths are compared with:
+    `last` (whose contents are `checkpoint`), and its live weights where it holds both."""
     live = checkpoint.get("current_model_state")
     if live is None:
         return [("live", last)]
     path = out_dir / "live.ckpt"
-    kept = {k: v for k, v in checkpoint.items() if k not in ("callbacks", "current_model_state")}
-    kept["state_dict"] = live
+    kept = weights_only_checkpoint(checkpoint, live, "the live weights of a run with an EMA")
     write_atomically(path, lambda tmp: save_into_file(kept, tmp))
     decay = checkpoint["genlab_config"]["callbacks"]["ema"]["decay"]
     return [("live", path), (f"ema {decay:g}", last)]

@@ -19,7 +19,7 @@ from pytorch_lightning.callbacks import WeightAveraging
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from genlab.callbacks import NanGuard, RNGStates, StoreRunConfig
-from genlab.checkpoints import AtomicCheckpointIO, read_checkpoint, resume_path
+from genlab.checkpoints import WEIGHTS_ONLY, AtomicCheckpointIO, read_checkpoint, resume_path
 from genlab.compat import end_ddp_job, start_ddp_ranks_as_the_job
 from genlab.config.checks import (
     check_batch_norm,
@@ -86,10 +86,10 @@ def train(cfg: DictConfig, warnings: list[str] | None = None) -> float | None:
     if resume_from:
         ckpt_path = resume_path(resume_from, runs_dir, this_run=run_dir)
         checkpoint = read_checkpoint(ckpt_path)  # a bad file fails here, in one line
-        if "posthoc_ema" in checkpoint:  # built by genlab-ema: weights only
+        if WEIGHTS_ONLY in checkpoint:  # built by genlab-ema: no training state
             raise ConfigError(
-                f"{ckpt_path} holds post-hoc EMA weights for sampling and evaluation, not a "
-                "training state; resume from the run's checkpoints/last.ckpt"
+                f"{ckpt_path} holds {checkpoint[WEIGHTS_ONLY]} for sampling and evaluation, "
+                "not a training state; resume from the run's checkpoints/last.ckpt"
             )
         restore_run_config(cfg, checkpoint)  # the checkpoint's config is the run's config
         continue_wandb_run(cfg, checkpoint)

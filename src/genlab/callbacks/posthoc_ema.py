@@ -25,10 +25,18 @@ from genlab.errors import ConfigError
 from genlab.posthoc_ema import MAX_SIGMA_REL, PowerEMA
 from genlab.utils.files import write_atomically
 
+#: where a run's snapshots go (conf/callbacks/posthoc_ema.yaml's dirpath) and genlab-ema looks
+SNAPSHOT_DIR = "ema_snapshots"
+
 
 def snapshot_name(step: int, sigma_rel: float) -> str:
     """`<step, 8 digits>-<sigma_rel>.pt`: sorted by step, one file per profile."""
     return f"{step:08d}-{sigma_rel:g}.pt"
+
+
+def snapshot_step(path: Path) -> int:
+    """The training iteration of a snapshot file, read from its `snapshot_name`."""
+    return int(path.name.split("-")[0])
 
 
 class PostHocEMA(pl.Callback):
