@@ -102,6 +102,7 @@ def test_lenet_weights_classify_digits(mnist) -> None:
     assert accuracy(model, x_test, y_test) > 0.97
 
 
+@pytest.mark.slow  # two trainings of the classifier, an epoch each
 def test_lenet_training_is_reproducible() -> None:
     a, _ = train_lenet(epochs=1)
     b, _ = train_lenet(epochs=1)
