@@ -1,13 +1,15 @@
 """Networks that compute almost nothing, so that a step's time is the framework's own cost.
 
 Each reduces an image to its mean pixel or expands a vector into a constant image, with
-one linear layer in between: a handful of tiny ops per step. They plug into GANModule
-and VAEModule in place of the real networks (`near_zero_networks`), so that the model's
-own step (losses, logging) still runs as in training.
+one linear layer in between: a handful of tiny ops per step. They plug into every family
+in place of its real networks (`near_zero_networks`): a GAN's generator and critic, a
+VAE's encoder and decoder, the flow or diffusion network; the model's own step (noise
+levels, losses, logging) still runs as in training.
 """
 
 from __future__ import annotations
 
+import torch
 from omegaconf import DictConfig, open_dict
 from torch import Tensor, nn
 
@@ -48,9 +50,27 @@ class MeanPixelCritic(nn.Module):
         return self.linear(x.mean((1, 2, 3)).unsqueeze(1)).squeeze(1)
 
 
+class MeanPixelDenoiser(nn.Module):
+    """An iterative family's network F(x, t, labels): one value per image from its mean pixel
+    and its time, broadcast to the image's shape (labels are ignored)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(2, 1)
+
+    def forward(self, x: Tensor, time: Tensor, labels: Tensor | None = None) -> Tensor:
+        time = time.to(x.dtype).reshape(-1).expand(x.shape[0])  # per image, or one for all
+        features = torch.stack([x.mean((1, 2, 3)), time], dim=1)
+        return self.linear(features)[:, :, None, None].expand_as(x)
+
+
 def near_zero_networks(cfg: DictConfig) -> None:
-    """Replace the networks of `cfg.model` (a GAN's or a VAE's) by the ones above."""
+    """Replace the networks of `cfg.model` by the ones above."""
     here = __name__
+    with open_dict(cfg):
+        if "net" in cfg.model:  # flow, diffusion, EDM: one network of the image and time
+            cfg.model.net = {"_target_": f"{here}.MeanPixelDenoiser"}
+            return
     image = {"channels": cfg.data.channels, "image_size": cfg.data.image_size}
     latent_dim = cfg.model.latent_dim
     decoder = {"_target_": f"{here}.ConstantImageDecoder", "latent_dim": latent_dim}

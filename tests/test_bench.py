@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.helpers.runs import compose_config, iterative_model_options, model_options
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -20,7 +22,12 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_quick_bench_writes_its_json(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     if shutil.which("make"):
-        command = ["make", "-s", "bench", f"ARGS=--quick --skip-sampling --out {out}"]
+        command = [
+            "make",
+            "-s",
+            "bench",
+            f"ARGS=--quick --skip-sampling --models gan vae --out {out}",
+        ]
     else:  # the sampling table is run in process below, on narrower networks
         command = [
             sys.executable,
@@ -28,6 +35,9 @@ def test_quick_bench_writes_its_json(tmp_path: Path) -> None:
             "benchmarks",
             "--quick",
             "--skip-sampling",
+            "--models",
+            "gan",
+            "vae",
             "--out",
             str(out),
         ]
@@ -124,6 +134,57 @@ def test_the_plain_loop_makes_the_trainers_update(family: str) -> None:
     expected = plain.state_dict()
     for name, value in trained.state_dict().items():
         assert torch.allclose(value, expected[name], atol=1e-6), name
+
+
+@pytest.mark.parametrize("family", iterative_model_options())
+def test_the_plain_loop_makes_the_trainers_update_for_iterative_families(
+    family: str, tmp_path: Path
+) -> None:
+    """As above for flow, diffusion and EDM, built by their configs (conditional, a narrow
+    UNet): the plain loop draws the same noise levels and noise as training_step."""
+    from benchmarks.training import PlainLoop
+    from hydra.utils import instantiate
+
+    from tests.helpers.tiny import fit, loader
+
+    cfg = compose_config(
+        "train", [f"model={family}", "model.num_classes=10", "model.net.width=8"], tmp_path
+    )
+    torch.manual_seed(0)
+    trained, plain = instantiate(cfg.model), instantiate(cfg.model)
+    plain.load_state_dict(trained.state_dict())
+    torch.manual_seed(1)
+    fit(trained, 1, loader())
+    torch.manual_seed(1)
+    PlainLoop(plain, loader, torch.device("cpu"), "32-true").run(1)
+    expected = plain.state_dict()
+    for name, value in trained.state_dict().items():
+        assert torch.allclose(value, expected[name], atol=1e-6), name
+
+
+def test_every_family_is_benched_and_has_near_zero_networks(tmp_path: Path) -> None:
+    """`make bench` times every option of conf/model/ by default, and the breakdown's
+    near-zero networks replace each family's own and still train."""
+    from benchmarks.cli import parse_args
+    from benchmarks.near_zero import near_zero_networks
+    from benchmarks.training import PlainLoop, training_config
+    from hydra.utils import instantiate
+
+    from tests.helpers.tiny import loader
+
+    assert parse_args([]).models == model_options()
+    for family in model_options():
+        cfg = training_config(family, "32-true", 8, tmp_path / family, [])
+        near_zero_networks(cfg)
+        model = instantiate(cfg.model)
+        networks = [m for m in model.children() if isinstance(m, torch.nn.Module)]
+        assert all(type(m).__module__ == "benchmarks.near_zero" for m in networks if
+                   sum(p.numel() for p in m.parameters()) > 0), (family, networks)  # fmt: skip
+        assert sum(p.numel() for p in model.parameters()) < 1_000, family  # real ones: 1e5+
+        before = {k: v.clone() for k, v in model.state_dict().items()}
+        PlainLoop(model, loader, torch.device("cpu"), "32-true").run(2)
+        changed = [k for k, v in model.state_dict().items() if not torch.equal(v, before[k])]
+        assert changed, f"{family}: a step of the near-zero networks changed no weight"
 
 
 def test_summary_pairs_each_trainer_window_with_the_plain_window_after_it() -> None:
