@@ -64,15 +64,14 @@ def test_snapshots_are_the_power_averages_of_the_trained_weights(name: str, tmp_
     assert any(not torch.equal(last[k], v) for k, v in trail.states[-1].items())  # averaged
 
 
-@pytest.mark.parametrize("name", list(MODELS))
-def test_a_resumed_run_writes_the_snapshots_of_the_uninterrupted_run(
-    name: str, tmp_path: Path
-) -> None:
+def test_a_resumed_run_writes_the_snapshots_of_the_uninterrupted_run(tmp_path: Path) -> None:
+    # The GAN (two optimisers, batch-norm buffers in the averages): the callback's own
+    # state, the averages and their step, does not depend on the family.
     def callback(run: str) -> PostHocEMA:
         return PostHocEMA(tmp_path / run / "snapshots", SIGMA_RELS, snapshot_every=EVERY)
 
-    train(MODELS[name], False, tmp_path / "straight", None, [callback("straight")])
-    train(MODELS[name], False, tmp_path / "resumed", tmp_path / "straight" / "epoch=0.ckpt",
+    train(tiny_gan, False, tmp_path / "straight", None, [callback("straight")])
+    train(tiny_gan, False, tmp_path / "resumed", tmp_path / "straight" / "epoch=0.ckpt",
           [callback("resumed")])  # fmt: skip
     straight, resumed = (
         snapshots(tmp_path / "straight" / "snapshots"),
