@@ -156,6 +156,25 @@ def test_heun_is_no_worse_than_euler_at_few_steps(process: str, grid: str) -> No
         assert heun <= euler, (steps, heun, euler)
 
 
+def test_heun_with_an_infinite_cap_is_edms_algorithm_1() -> None:
+    # Karras et al. 2022, Algorithm 1 written out (s = 1): the trapezoid over each step, an
+    # Euler step to sigma = 0. On 4 steps of EDM's grid (sigma/sigma' up to 21) the default
+    # cap binds and differs from it.
+    p = PROCESSES["edm"]
+    denoiser, z = GaussianDenoiser(p), standard_normal(500)
+    sigmas = noise_levels(p, "own", 4)
+    x = z * sigmas[0]
+    for sigma, sigma_next in itertools.pairwise(sigmas):
+        slope = (x - denoiser(x, sigma)) / sigma
+        x_next = x + (sigma_next - sigma) * slope
+        if sigma_next > 0:
+            slope_next = (x_next - denoiser(x_next, sigma_next)) / sigma_next
+            x_next = x + (sigma_next - sigma) * (slope + slope_next) / 2
+        x = x_next
+    assert torch.allclose(run("heun", p, z, sigmas, correction_cap=math.inf), x, atol=1e-9)
+    assert not torch.allclose(run("heun", p, z, sigmas), x, atol=1e-3)
+
+
 # --------------------------------------------------------------------------- grids
 
 

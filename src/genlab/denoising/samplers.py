@@ -149,6 +149,13 @@ class HeunOptions:
     s_noise: float = option(
         1.0, finite_number(0.0), "be a finite number >= 0", "EDM's S_noise: std of the churn noise"
     )
+    correction_cap: float = option(
+        1.0,
+        number_at_least(0.0),
+        "be a number >= 0 (.inf allowed)",
+        "the most weight sigma / (2 sigma') on the new denoiser estimate (1: the estimate stays "
+        "between the step's two; .inf: EDM's trapezoid as published)",
+    )
 
 
 @dataclass(frozen=True)
@@ -284,6 +291,7 @@ def heun(
     s_tmin: float = 0.0,
     s_tmax: float = math.inf,
     s_noise: float = 1.0,
+    correction_cap: float = 1.0,
 ) -> Tensor:
     """EDM's sampler (Karras et al. 2022, Algorithm 2): per step, optionally raise the level to
     sigma_hat = sigma (1 + gamma), gamma = min(s_churn / N, sqrt(2) - 1) within
@@ -296,8 +304,9 @@ def heun(
     D0 + sigma_hat / (2 sigma') (D1 - D0), D0 and D1 the denoiser at the step's two ends:
     when sigma_hat > 2 sigma' it extrapolates past D1, by a factor of 10,000 on the first
     step of the cosine DDPM's own grid (sigma 20,291 -> 1.75), where the samples were noise.
-    The weight is therefore capped at 1 (the estimate stays between D0 and D1): steps with
-    sigma_hat <= 2 sigma' are EDM's exactly, and the method stays second order.
+    The weight is therefore capped at `correction_cap`, 1 by default (the estimate stays
+    between D0 and D1): steps with sigma_hat <= 2 sigma' are EDM's exactly, and the method
+    stays second order. `correction_cap` = inf is EDM's trapezoid as published.
     """
     process = denoiser.process
     x = start(denoiser, noise, sigmas)
@@ -315,7 +324,7 @@ def heun(
         if sigma_next > 0:
             x_euler = denoised + sigma_next / sigma_hat * (x_bar - denoised)
             denoised_next = denoiser(x_euler * process.scale(sigma_next), sigma_next)
-            weight = min(sigma_hat / (2 * sigma_next), 1.0)
+            weight = min(sigma_hat / (2 * sigma_next), correction_cap)
             denoised = denoised + weight * (denoised_next - denoised)
         x = (denoised + sigma_next / sigma_hat * (x_bar - denoised)) * process.scale(sigma_next)
     return x
