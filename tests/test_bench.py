@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from genlab.models import GenerativeModule
 from tests.helpers.runs import compose_config, iterative_model_options, model_options
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,7 +89,6 @@ def test_the_sampling_table_times_every_fixed_step_sampler_of_every_iterative_fa
     from rich.console import Console
 
     from genlab.denoising.samplers import SAMPLERS
-    from tests.helpers.runs import iterative_model_options
 
     rows = bench_sampling(3, 4, 4, tmp_path, [])
     iterative = iterative_model_options()
@@ -112,46 +112,33 @@ def test_bad_arguments_are_refused(argv: list[str]) -> None:
         parse_args(argv)
 
 
-@pytest.mark.parametrize("family", ["gan", "vae"])
-def test_the_plain_loop_makes_the_trainers_update(family: str) -> None:
-    """One plain-loop iteration from the same weights and seed lands on the weights of one
-    Trainer step: the loop runs the model's own updates (penalties, augmentation, labels)."""
-    from benchmarks.training import PlainLoop
-
-    from tests.helpers.tiny import fit, loader, tiny_gan, tiny_vae
-
-    build = {
-        "gan": lambda: tiny_gan(r1_gamma=1.0, augment=["translation"], num_classes=10),
-        "vae": lambda: tiny_vae(objective="iwae"),
-    }[family]
-    torch.manual_seed(0)
-    trained, plain = build(), build()
-    plain.load_state_dict(trained.state_dict())
-    torch.manual_seed(1)
-    fit(trained, 1, loader())
-    torch.manual_seed(1)
-    PlainLoop(plain, loader, torch.device("cpu"), "32-true").run(1)
-    expected = plain.state_dict()
-    for name, value in trained.state_dict().items():
-        assert torch.allclose(value, expected[name], atol=1e-6), name
-
-
-@pytest.mark.parametrize("family", iterative_model_options())
-def test_the_plain_loop_makes_the_trainers_update_for_iterative_families(
-    family: str, tmp_path: Path
-) -> None:
-    """As above for flow, diffusion and EDM, built by their configs (conditional, a narrow
-    UNet): the plain loop draws the same noise levels and noise as training_step."""
-    from benchmarks.training import PlainLoop
+def plain_loop_model(family: str, tmp_path: Path) -> GenerativeModule:
+    """A model of `family` with what its update can hold: the GAN's penalty, augmentation and
+    labels, the VAE's IWAE bound; flow, diffusion and EDM as their configs build them,
+    conditional, with a narrow UNet."""
     from hydra.utils import instantiate
+
+    from tests.helpers.tiny import tiny_gan, tiny_vae
+
+    if family == "gan":
+        return tiny_gan(r1_gamma=1.0, augment=["translation"], num_classes=10)
+    if family == "vae":
+        return tiny_vae(objective="iwae")
+    overrides = [f"model={family}", "model.num_classes=10", "model.net.width=8"]
+    return instantiate(compose_config("train", overrides, tmp_path).model)
+
+
+@pytest.mark.parametrize("family", model_options())
+def test_the_plain_loop_makes_the_trainers_update(family: str, tmp_path: Path) -> None:
+    """One plain-loop iteration from the same weights and seed lands on the weights of one
+    Trainer step: the loop runs the model's own updates (penalties, augmentation, labels,
+    noise levels and noise)."""
+    from benchmarks.training import PlainLoop
 
     from tests.helpers.tiny import fit, loader
 
-    cfg = compose_config(
-        "train", [f"model={family}", "model.num_classes=10", "model.net.width=8"], tmp_path
-    )
     torch.manual_seed(0)
-    trained, plain = instantiate(cfg.model), instantiate(cfg.model)
+    trained, plain = plain_loop_model(family, tmp_path), plain_loop_model(family, tmp_path)
     plain.load_state_dict(trained.state_dict())
     torch.manual_seed(1)
     fit(trained, 1, loader())
