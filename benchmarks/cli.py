@@ -26,7 +26,7 @@ from benchmarks.overhead import bench_overhead
 from benchmarks.report import environment, peak_rss_mb, render
 from benchmarks.sampling import bench_sampling
 from benchmarks.training import bench_training, digits_parsed_once
-from genlab.config.paths import config_dir
+from genlab.config.paths import group_options
 from genlab.errors import user_errors_reported
 
 #: the breakdown's settings in a --quick run: the two ends
@@ -50,7 +50,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="genlab's training and evaluation benchmark")
     parser.add_argument("--quick", action="store_true", help="few, short windows; 1,000 samples")
     parser.add_argument("--out", type=Path, help="JSON file (default outputs/bench/<time>.json)")
-    families = sorted(path.stem for path in (config_dir() / "model").glob("*.yaml"))
+    families = group_options("model")
     parser.add_argument(
         "--models", nargs="+", default=families, choices=families,
         help="families (options of conf/model/) of the throughput table and the breakdown",

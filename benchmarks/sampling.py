@@ -20,7 +20,7 @@ from benchmarks.evaluation import timed
 from benchmarks.training import BENCH_OVERRIDES
 from genlab.config.compose import compose_config
 from genlab.config.instantiate import build
-from genlab.config.paths import config_dir
+from genlab.config.paths import group_options
 from genlab.denoising.grids import noise_levels
 from genlab.denoising.samplers import SAMPLERS
 from genlab.models.iterative import IterativeModule
@@ -50,7 +50,7 @@ def bench_sampling(
     """One row per (family, sampler): images/s of the sampler and of its NFE bare passes."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     rows = []
-    for family in sorted(p.stem for p in (config_dir() / "model").glob("*.yaml")):
+    for family in group_options("model"):
         cfg = compose_config("train", [*BENCH_OVERRIDES, f"model={family}", *extra_overrides],
                              run_dir)  # fmt: skip
         model = build("model", cfg.model).to(device).eval()

@@ -43,9 +43,9 @@ TINY_RUN_NO_METRICS = [*TINY_RUN_WITHOUT_METRICS, "metrics=none", "logger=csv"]
 
 def model_options() -> list[str]:
     """Every option of the `model` config group: the families, as the config defines them."""
-    from genlab.config.paths import config_dir
+    from genlab.config.paths import group_options
 
-    return sorted(path.stem for path in (config_dir() / "model").glob("*.yaml"))
+    return group_options("model")
 
 
 def iterative_model_options() -> list[str]:

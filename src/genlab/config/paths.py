@@ -13,3 +13,8 @@ def config_dir() -> Path:
         if (candidate / "train.yaml").is_file():
             return candidate
     raise FileNotFoundError(f"genlab's conf/ directory was not found beside {_PACKAGE_DIR}")
+
+
+def group_options(group: str) -> list[str]:
+    """The options of a config group (`model`: gan, vae, flow, ...), sorted by name."""
+    return sorted(path.stem for path in (config_dir() / group).glob("*.yaml"))

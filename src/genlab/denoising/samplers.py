@@ -302,7 +302,7 @@ def heun(
 
     Heun's trapezoid equals the update of `transfer` with the clean estimate
     D0 + sigma_hat / (2 sigma') (D1 - D0), D0 and D1 the denoiser at the step's two ends:
-    when sigma_hat > 2 sigma' it extrapolates past D1, by a factor of 10,000 on the first
+    when sigma_hat > 2 sigma' it extrapolates past D1, by a factor of 5,800 on the first
     step of the cosine DDPM's own grid (sigma 20,291 -> 1.75), where the samples were noise.
     The weight is therefore capped at `correction_cap`, 1 by default (the estimate stays
     between D0 and D1): steps with sigma_hat <= 2 sigma' are EDM's exactly, and the method
