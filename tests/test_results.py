@@ -12,13 +12,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from genlab.config.compose import compose_config
 from genlab.config.paths import config_dir
 from genlab.errors import ConfigError
 from genlab.report.runs import Series, read_metrics
 from genlab.results import cells as cells_module
 from genlab.results import page
 from genlab.results.cells import Cell, fid_curve
-from genlab.results.plan import Plan, Recipe, load_plan
+from genlab.results.plan import Plan, PostHocEMA, Recipe, load_plan
 from genlab.results.table import fid_at, mean_std, render, sampling
 from genlab.results.verdicts import compare, paired_differences
 from genlab.utils.git import has_uncommitted_changes
@@ -75,6 +76,12 @@ def test_a_plan_mistake_is_one_error_that_names_the_key(tmp_path: Path) -> None:
          "its baseline b is not a recipe"),
         ({**good, "budgets_minutes": [2, -1]}, "budgets_minutes must be a list of positive"),
         ({**good, "floor": "experiment=quickstart"}, "floor must be a list of Hydra overrides"),
+        ({**good, "posthoc_ema": {"sigma_rels": [0.05]}},
+         "posthoc_ema must be null or a mapping of the keys ['choose_on', 'sigma_rels']"),
+        ({**good, "posthoc_ema": {"sigma_rels": [0.05, 0.3], "choose_on": []}},
+         "posthoc_ema.sigma_rels must be a non-empty list of EMA lengths in (0, 0.2887)"),
+        ({**good, "posthoc_ema": {"sigma_rels": [0.05], "choose_on": "repeats=1"}},
+         "posthoc_ema.choose_on must be a list of Hydra overrides"),
     ]  # fmt: skip
     for plan, message in cases:
         with pytest.raises(ConfigError, match=re.escape(message)):
@@ -151,12 +158,16 @@ def test_the_page_holds_the_floor_every_recipe_its_ablation_and_the_missing_cell
         "base": [fake_cell("base", 1, 60.0), fake_cell("base", 2, 70.0)],
         "change": [fake_cell("change", 1, 50.0, commit="1234567890")],
     }
+    for cell, (length, fid) in zip(cells["base"], ((0.05, 55.0), (0.1, 61.0)), strict=True):
+        cell["posthoc_ema"] = {"sigma_rel": length, "scores": {"fid": fid}}
     floor = {"train_images": 4000, "scores": {"fid": 1.234, "fid_seeds_std": 0.05}}
     page_text = render(plan, list(plan.recipes.values()), cells, floor, "p.png")
-    assert "| real training images (floor, 4,000) | - | 1.2 ± 0.1 | - |" in page_text
-    # final and best-on-validation test FID, KID (absent: -), precision, ...
-    assert "| `base` | 2/2 | 65.0 ± 7.1 | 64.0 ± 7.1 | - | 0.500 ± 0.000 |" in page_text
-    assert "| `change` | 1/2 | 50.0 | 49.0 |" in page_text
+    assert "| real training images (floor, 4,000) | - | 1.2 ± 0.1 | - | - |" in page_text
+    # final, best-on-validation and post-hoc EMA test FID (with each seed's length), KID
+    # (absent: -), precision, ...
+    row = "| `base` | 2/2 | 65.0 ± 7.1 | 64.0 ± 7.1 | 58.0 ± 4.2 (σ_rel 0.05/0.1) | - | 0.500 ± 0"
+    assert row in page_text
+    assert "| `change` | 1/2 | 50.0 | 49.0 | - |" in page_text  # no post-hoc EMA: -
     assert "| 500 ± 0 | 1 min 00 s |" in page_text  # batches and the mean wall time
     assert "| 500 | 1 min 00 s |" in page_text  # one seed: its value
     # at 1 min: 69 and 79 (their values at 30 s); at 5 min: their last, the runs ended at 200 s
@@ -181,7 +192,7 @@ def test_the_page_holds_the_floor_every_recipe_its_ablation_and_the_missing_cell
     )  # the cell under load enters no verdict
 
     old = {"recipe": "base", "seed": 1, "commit": None, "cpus": 2, "train": {}, "final": {}}
-    assert "| `base` | 1/2 | - | - | - |" in render(
+    assert "| `base` | 1/2 | - | - | - | - |" in render(
         plan, list(plan.recipes.values()), {"base": [old], "change": []}
     )  # a cell stored before these keys existed shows -
 
@@ -196,8 +207,10 @@ def test_an_interrupted_training_resumes_in_place_and_a_completed_one_is_not_rer
     (run_dir / "checkpoints").mkdir(parents=True)
     (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"saved")
     (run_dir / "result.yaml").write_text("status: interrupted\n")
-    assert cells_module.train(cell, run_dir) is True
+    snapshots = ("callbacks=[default,posthoc_ema]",)  # the plan's post-hoc EMA, on resume too
+    assert cells_module.train(cell, run_dir, snapshots) is True
     assert commands[-1][-1] == f"ckpt_path={run_dir}" and "seed=3" in commands[-1]
+    assert snapshots[0] in commands[-1]
     assert (run_dir / "checkpoints" / "last.ckpt").read_bytes() == b"saved"
 
     (run_dir / "result.yaml").write_text("status: completed\n")
@@ -207,6 +220,61 @@ def test_an_interrupted_training_resumes_in_place_and_a_completed_one_is_not_rer
     (run_dir / "result.yaml").write_text("status: failed\n")
     assert cells_module.train(cell, run_dir) is False
     assert not run_dir.exists() and not any(c.startswith("ckpt_path") for c in commands[-1])
+
+
+def test_a_cell_adds_posthoc_ema_snapshots_to_its_recipes_own_callbacks(tmp_path: Path) -> None:
+    cases = {
+        ("experiment=quickstart",): ("callbacks=[default,posthoc_ema]",),
+        ("experiment=ema_gan_mnist",): ("callbacks=[ema,posthoc_ema]",),
+        ("experiment=quickstart", "callbacks=posthoc_ema"): (),  # it keeps them already
+    }
+    for train, expected in cases.items():
+        extra = cells_module.with_snapshots(Recipe("r", train), tmp_path)
+        assert extra == expected
+        config = compose_config("train", [*train, *extra])
+        assert config.callbacks.posthoc_ema is not None and config.callbacks.model_checkpoint
+        if train == ("experiment=ema_gan_mnist",):
+            assert config.callbacks.ema.decay == 0.999  # the recipe's own EMA settings stay
+    with pytest.raises(ConfigError, match="sets a list of callbacks without posthoc_ema"):
+        cells_module.with_snapshots(Recipe("r", ("callbacks=[default,ema]",)), tmp_path)
+
+
+def test_the_posthoc_ema_length_is_chosen_on_its_own_scores_and_scored_as_the_final_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    commands: list[list[str]] = []
+
+    def child(command: list[str], log: Path) -> None:
+        commands.append(command)
+        value = dict(c.split("=", 1) for c in command[3:])
+        if command[2] == "genlab.posthoc_ema_cli":  # its table: the live weights score best
+            choice = Path(value["hydra.run.dir"])
+            choice.mkdir(parents=True)
+            (choice / "posthoc_ema.csv").write_text(
+                "weights,sigma_rel,fid,precision,recall,profile_error\n"
+                "live,,40.0,0.5,0.5,\nposthoc 0.05,0.05,52.0,0.5,0.5,0.01\n"
+                "posthoc 0.1,0.1,47.0,0.5,0.5,0.002\n"
+            )
+        else:
+            Path(value["out_file"]).parent.mkdir(parents=True)
+            Path(value["out_file"]).write_text(json.dumps({"fid": 45.5, "from": value}))
+
+    monkeypatch.setattr(cells_module, "run_logged", child)
+    run_dir = tmp_path / "r" / "1"
+    posthoc = PostHocEMA((0.05, 0.1), ("metrics.real_split=val", "repeats=1"))
+    plan_eval = ("metrics.n_samples=100", "repeats=2")
+    chosen = cells_module.score_posthoc_ema(Cell(Recipe("r", ()), 1), run_dir, posthoc, plan_eval)
+
+    rebuild, scoring = commands
+    assert f"run_dir={run_dir}" in rebuild and "sigma_rels=[0.05,0.1]" in rebuild
+    eval_args = next(c for c in rebuild if c.startswith("eval_args=")).removeprefix("eval_args=")
+    assert json.loads(eval_args) == [*plan_eval, *posthoc.choose_on]  # chosen on validation
+    assert chosen["sigma_rel"] == 0.1  # the best length, not the live weights' lower FID
+    live = {"weights": "live", "sigma_rel": None, "fid": 40.0, "precision": 0.5, "recall": 0.5}
+    assert chosen["choice"][0] == {**live, "profile_error": None}
+    assert f"ckpt_path={run_dir / 'checkpoints' / 'posthoc_ema-0.1.ckpt'}" in scoring
+    assert [c for c in scoring if c in plan_eval or c in posthoc.choose_on] == list(plan_eval)
+    assert chosen["scores"]["fid"] == 45.5 and chosen["chosen_on"] == list(posthoc.choose_on)
 
 
 @pytest.mark.slow
@@ -219,6 +287,7 @@ def test_make_results_runs_only_the_missing_cells_and_writes_the_page_from_them(
         tmp_path / "plan.yaml", seeds=[2], runs_dir=str(tmp_path / "runs"),
         eval=["metrics.n_samples=100", "repeats=2", "memorization.enabled=false", cache],
         budgets_minutes=[2], floor=["experiment=quickstart", cache],
+        posthoc_ema={"sigma_rels": [0.05, 0.1], "choose_on": ["metrics.real_split=val"]},
         recipes={"tiny": {"train": tiny},
                  "tiny_lsgan": {"train": [*tiny, "model.loss=lsgan"], "baseline": "tiny"}},
     )  # fmt: skip
@@ -248,6 +317,18 @@ def test_make_results_runs_only_the_missing_cells_and_writes_the_page_from_them(
             assert cell[which] == scores  # the whole metrics.json
             assert scores["checkpoint"].endswith(ckpt) and scores["real_split"] == "test"
             assert scores["n_samples"] == 100 and scores["per_seed"]["seed"] == [0, 1]
+        # the post-hoc EMA: trained with snapshots, chosen on validation, scored as above
+        posthoc = cell["posthoc_ema"]
+        choice = json.loads((run_dir / "posthoc_ema_choice" / "posthoc_ema_eval" /
+                             "metrics.json").read_text())  # fmt: skip
+        assert [row["weights"] for row in posthoc["choice"]] == ["live", "posthoc 0.05",
+                                                                 "posthoc 0.1"]  # fmt: skip
+        assert {s["real_split"] for s in choice["sources"]} == {"val"}
+        lengths = [row for row in posthoc["choice"] if row["sigma_rel"] is not None]
+        assert posthoc["sigma_rel"] == min(lengths, key=lambda row: row["fid"])["sigma_rel"]
+        scores = json.loads((run_dir / "eval_posthoc_ema" / "metrics.json").read_text())
+        assert posthoc["scores"] == scores and scores["real_split"] == "test"
+        assert scores["checkpoint"].endswith(f"posthoc_ema-{posthoc['sigma_rel']:g}.ckpt")
 
     expected, _ = page(load_plan(plan), list(load_plan(plan).recipes.values()), results, docs)
     assert docs.read_text() == expected

@@ -37,6 +37,10 @@ BROKEN = [
         '{"seed": 2, "final": {}, "train": {"curve": {"train_seconds": [1, 2], "fid": [3]}}}',
         "its 'train.curve' is missing or of the wrong type",
     ),  # the page reads them in pairs
+    (
+        '{"seed": 2, "train": {}, "final": {}, "posthoc_ema": {"scores": {"fid": 60.0}}}',
+        "its 'posthoc_ema.sigma_rel' is missing or of the wrong type",
+    ),  # the page names each seed's chosen length
 ]
 
 

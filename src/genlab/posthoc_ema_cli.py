@@ -43,6 +43,11 @@ from genlab.utils.files import write_atomically
 log = logging.getLogger(__name__)
 
 
+def posthoc_checkpoint_name(sigma_rel: float) -> str:
+    """The file genlab-ema writes the average of length `sigma_rel` to, in `out_dir`."""
+    return f"posthoc_ema-{sigma_rel:.4g}.ckpt"
+
+
 def snapshot_files(run_dir: Path, step: int | None) -> list[Path]:
     """The run's snapshot files up to `step` (null: all), in step order; a run without
     snapshots, or a step after the last, is one line."""
@@ -103,7 +108,7 @@ def build_posthoc_ema(cfg: DictConfig) -> list[Path]:
             last, weights, f"post-hoc EMA weights (sigma_rel {sigma_rel:.4g})"
         )
         checkpoint["posthoc_ema"] = {"sigma_rel": sigma_rel, "step": step, "profile_error": error}
-        path = out_dir / f"posthoc_ema-{sigma_rel:.4g}.ckpt"
+        path = out_dir / posthoc_checkpoint_name(sigma_rel)
         write_atomically(path, lambda tmp, c=checkpoint: save_into_file(c, tmp))
         log.info("sigma_rel %.4g at iteration %d (profile off by %.1f%%): %s",
                  sigma_rel, step, 100 * error, path)  # fmt: skip

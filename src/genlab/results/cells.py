@@ -2,7 +2,11 @@
 
 A cell scores its final weights (last.ckpt) and, as a second labelled number, the checkpoint
 chosen on validation FID (best.ckpt), both against the held-out test split with the plan's
-genlab-eval settings (the same latent seeds for every recipe and seed). It keeps the whole
+genlab-eval settings (the same latent seeds for every recipe and seed). Where the plan asks
+for post-hoc EMA, the cell trains with its snapshots (callbacks `posthoc_ema` added to the
+recipe's own), genlab-ema rebuilds the plan's lengths and scores them beside the live
+weights on the plan's choice split (validation), and the length it chooses is scored on the
+test split as the final weights are: a third number at no extra training. It keeps the whole
 metrics.json of each, the validation FID curve against training seconds (time-to-FID) and the
 regime it trained in (batches, training images, wall time).
 
@@ -20,6 +24,7 @@ it in one line and measures the cell again.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shlex
@@ -42,10 +47,11 @@ from genlab.checkpoints import read_checkpoint, run_datamodule
 from genlab.compat import checkpoint_batches_that_stepped
 from genlab.config.compose import compose_config
 from genlab.config.paths import config_dir
-from genlab.errors import first_line
+from genlab.errors import ConfigError, first_line
+from genlab.posthoc_ema_cli import posthoc_checkpoint_name
 from genlab.report.runs import Series, read_job
 from genlab.results.children import CHILDREN
-from genlab.results.plan import Plan, Recipe
+from genlab.results.plan import Plan, PostHocEMA, Recipe
 from genlab.results.table import CELL_FIELDS, FLOOR_FIELDS, Columns, Fields
 from genlab.runs.result import read_result
 from genlab.runs.run_dir_check import holds_a_run
@@ -58,6 +64,7 @@ from genlab.utils.progress import progress
 # Training overrides of every cell: a CSV log the cell reads, no console progress bar.
 CELL_TRAIN_OVERRIDES = ("logger=csv", "callbacks.progress_bar=null")
 TRAIN_SECONDS = "val/train_seconds"  # logged beside every validation FID
+POSTHOC_CALLBACKS = "posthoc_ema"  # conf/callbacks/: the default callbacks and the EMA snapshots
 FLOOR_FILE = "floor.json"
 
 
@@ -177,8 +184,24 @@ def run_logged(command: list[str], log: Path) -> None:
         )
 
 
-def train(cell: Cell, run_dir: Path) -> bool:
-    """Train the cell's run unless it completed already; True when it resumed a checkpoint."""
+def with_snapshots(recipe: Recipe, run_dir: Path) -> tuple[str, ...]:
+    """The override that adds post-hoc EMA snapshots to the recipe's own callbacks (none
+    when it keeps them already): `callbacks=[<its choice>,posthoc_ema]`."""
+    config = compose_config("train", list(recipe.train), run_dir)
+    if config.callbacks.get("posthoc_ema") is not None:
+        return ()
+    choice = HydraConfig.get().runtime.choices.get("callbacks")
+    if choice is None:
+        raise ConfigError(
+            f"recipe {recipe.name} sets a list of callbacks without {POSTHOC_CALLBACKS}: add "
+            f"{POSTHOC_CALLBACKS} to it, or set posthoc_ema: null in the results plan"
+        )
+    return (f"callbacks=[{choice},{POSTHOC_CALLBACKS}]",)
+
+
+def train(cell: Cell, run_dir: Path, extra: tuple[str, ...] = ()) -> bool:
+    """Train the cell's run (the recipe's overrides, then `extra`) unless it completed
+    already; True when it resumed a checkpoint."""
     if (read_result(run_dir) or {}).get("status") == "completed":
         return False
     resumed = (run_dir / "checkpoints" / "last.ckpt").is_file()
@@ -186,6 +209,7 @@ def train(cell: Cell, run_dir: Path) -> bool:
         shutil.rmtree(run_dir)  # started, then stopped before its first checkpoint: nothing lost
     overrides = [
         *cell.recipe.train,
+        *extra,
         f"seed={cell.seed}",
         *CELL_TRAIN_OVERRIDES,
         f"hydra.run.dir={run_dir}",
@@ -233,6 +257,45 @@ def score_checkpoints(
             with phase(f"eval {which} ({name})", log):
                 scores[which] = evaluate(cell.label, sources, eval_dir, eval_overrides, log)
     return scores["final"], scores["best"]
+
+
+def choice_row(row: dict[str, str]) -> dict[str, Any]:
+    """A row of genlab-ema's posthoc_ema.csv: its weights' label, its numbers as floats (an
+    empty field, e.g. the live weights' sigma_rel, as None)."""
+    return {k: v if k == "weights" else None if v == "" else float(v) for k, v in row.items()}
+
+
+def score_posthoc_ema(
+    cell: Cell, run_dir: Path, posthoc: PostHocEMA, eval_overrides: tuple[str, ...]
+) -> dict[str, Any]:
+    """genlab-ema: rebuild the plan's lengths and score them beside the live weights on the
+    choice split; then the test-split scores of the length with the lowest choice FID."""
+    choice_dir = run_dir / "posthoc_ema_choice"
+    shutil.rmtree(choice_dir, ignore_errors=True)  # an interrupted choice: make it again
+    log = run_dir.parent / f"{cell.seed}.posthoc_ema.log"
+    overrides = [
+        f"run_dir={run_dir}",
+        f"sigma_rels=[{','.join(f'{s:g}' for s in posthoc.sigma_rels)}]",
+        "score=true",
+        f"eval_args={json.dumps([*eval_overrides, *posthoc.choose_on])}",
+        f"hydra.run.dir={choice_dir}",
+    ]
+    with phase("post-hoc EMA: rebuild and choose a length", log):
+        run_logged(genlab_command("genlab.posthoc_ema_cli", overrides), log)
+    with (choice_dir / "posthoc_ema.csv").open() as table:
+        rows = [choice_row(row) for row in csv.DictReader(table)]
+    chosen = min((r for r in rows if r["sigma_rel"] is not None), key=lambda r: r["fid"])
+    ckpt = run_dir / "checkpoints" / posthoc_checkpoint_name(chosen["sigma_rel"])
+    with phase(f"eval post-hoc EMA (sigma_rel {chosen['sigma_rel']:g})", log):
+        scores = evaluate(
+            cell.label, [f"ckpt_path={ckpt}"], run_dir / "eval_posthoc_ema", eval_overrides, log
+        )
+    return {
+        "sigma_rel": chosen["sigma_rel"],
+        "chosen_on": list(posthoc.choose_on),
+        "choice": rows,  # every length, the live (and fixed-decay EMA) weights: choice FIDs
+        "scores": scores,
+    }
 
 
 def fid_curve(fid: Series | None, seconds: Series | None) -> dict[str, list[float]]:
@@ -294,8 +357,10 @@ def measure(cell: Cell, plan: Plan, results: Path) -> dict[str, Any]:
     run_dir = cell.run_dir(plan.runs_dir)
     with CHILDREN.holding(cell.lock(plan.runs_dir), cell.label):
         machine = provenance()  # the load before the cell's own work: other work beside it
-        resumed = train(cell, run_dir)
+        posthoc = plan.posthoc_ema
+        resumed = train(cell, run_dir, with_snapshots(cell.recipe, run_dir) if posthoc else ())
         final, best = score_checkpoints(cell, run_dir, plan.eval)
+        averaged = score_posthoc_ema(cell, run_dir, posthoc, plan.eval) if posthoc else None
         record = {
             "recipe": cell.recipe.name,
             "seed": cell.seed,
@@ -306,6 +371,7 @@ def measure(cell: Cell, plan: Plan, results: Path) -> dict[str, Any]:
             "train": training_numbers(run_dir),
             "final": final,
             "best": best,
+            "posthoc_ema": averaged,
             "config": yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text()),
         }
         store(cell.file(results), record)

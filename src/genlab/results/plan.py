@@ -1,6 +1,7 @@
 """The results plan (conf/results.yaml): which recipes the results table holds, with which
 seeds, which genlab-eval settings score them, which recipe each one ablates, the training
-budgets FID is read at, and which real images make the floor row."""
+budgets FID is read at, which real images make the floor row, and which post-hoc EMA
+lengths every cell rebuilds and chooses among."""
 
 from __future__ import annotations
 
@@ -11,9 +12,12 @@ import yaml
 
 from genlab.config.paths import config_dir
 from genlab.errors import ConfigError, first_line
+from genlab.posthoc_ema import MAX_SIGMA_REL
+from genlab.utils.numbers import is_number
 
-PLAN_KEYS = {"seeds", "runs_dir", "eval", "budgets_minutes", "floor", "recipes"}
+PLAN_KEYS = {"seeds", "runs_dir", "eval", "budgets_minutes", "floor", "posthoc_ema", "recipes"}
 RECIPE_KEYS = {"train", "baseline", "change"}
+POSTHOC_KEYS = {"sigma_rels", "choose_on"}
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,17 @@ class Recipe:
 
 
 @dataclass(frozen=True)
+class PostHocEMA:
+    """Every cell's post-hoc EMA readout (EDM2, Karras et al. 2024, sec. 3): the lengths
+    `genlab-ema` rebuilds from the cell's snapshots, and the genlab-eval overrides (after the
+    plan's `eval`) of the scores that choose one: on validation images, so that the test
+    split reports a length it did not choose."""
+
+    sigma_rels: tuple[float, ...]
+    choose_on: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Plan:
     path: Path  # the file it was read from, named on the page
     seeds: tuple[int, ...]
@@ -35,6 +50,7 @@ class Plan:
     recipes: dict[str, Recipe]
     budgets_minutes: tuple[float, ...] = ()  # training wall time at which FID is read
     floor: tuple[str, ...] | None = None  # genlab-train overrides whose training images are scored
+    posthoc_ema: PostHocEMA | None = None  # None: cells train without post-hoc EMA snapshots
 
     def selected(self, names: list[str] | None) -> list[Recipe]:
         """The named recipes (all when None), in the plan's order."""
@@ -68,6 +84,27 @@ def parse_recipe(name: str, spec: object) -> Recipe:
         strings(spec["train"], f"{name}.train"),
         spec.get("baseline"),
         str(spec.get("change", "")),
+    )
+
+
+def is_length(value: object) -> bool:
+    return is_number(value) and 0 < value < MAX_SIGMA_REL  # type: ignore[operator]
+
+
+def parse_posthoc_ema(spec: object, path: Path) -> PostHocEMA | None:
+    if spec is None:
+        return None
+    if not isinstance(spec, dict) or set(spec) != POSTHOC_KEYS:
+        raise ConfigError(f"{path}: posthoc_ema must be null or a mapping of the keys "
+                          f"{sorted(POSTHOC_KEYS)}")  # fmt: skip
+    lengths = spec["sigma_rels"]
+    if not isinstance(lengths, list) or not lengths or not all(map(is_length, lengths)):
+        raise ConfigError(
+            f"{path}: posthoc_ema.sigma_rels must be a non-empty list of EMA lengths in "
+            f"(0, {MAX_SIGMA_REL:.4f})"
+        )
+    return PostHocEMA(
+        tuple(float(s) for s in lengths), strings(spec["choose_on"], "posthoc_ema.choose_on")
     )
 
 
@@ -113,4 +150,5 @@ def load_plan(path: Path) -> Plan:
         recipes,
         tuple(sorted(budgets)),
         None if floor is None else strings(floor, "floor"),
+        parse_posthoc_ema(raw.get("posthoc_ema"), path),
     )

@@ -1,6 +1,7 @@
 """docs/results.md from the stored cells: the floor row, one row per recipe (mean +- std over
-its seeds, final and best-on-validation weights), FID at fixed training budgets, the noise of
-one score, and one row per ablation (paired interval and verdict, with its regime).
+its seeds: final and best-on-validation weights, the chosen post-hoc EMA), FID at fixed
+training budgets, the noise of one score, and one row per ablation (paired interval and
+verdict, with its regime).
 
 Nothing in the page is typed by hand: `genlab-results --render-only` rewrites it from results/.
 Headers, decimals and directions come from the metric registry; a cell stored before a metric
@@ -47,6 +48,7 @@ CELL_FIELDS: Fields = {
     "seed": int,
     "final": SCORES,
     "best": (SCORES, type(None)),
+    "posthoc_ema": ({"sigma_rel": (int, float), "scores": SCORES}, type(None)),
     "train": {
         **{key: NUMBER for key in ("wall_seconds", "batches", "batch_size", "train_images")},
         "curve": (Columns(("train_seconds", "fid")), type(None)),
@@ -67,6 +69,10 @@ def final(key: str) -> Callable[[dict], float | None]:
 
 def best(key: str) -> Callable[[dict], float | None]:
     return lambda cell: (cell.get("best") or {}).get(key)
+
+
+def posthoc_ema(key: str) -> Callable[[dict], float | None]:
+    return lambda cell: ((cell.get("posthoc_ema") or {}).get("scores") or {}).get(key)
 
 
 def trained(key: str) -> Callable[[dict], float | None]:
@@ -108,6 +114,17 @@ def wall_time(cells: Cells) -> str:
     return duration(statistics.mean(walls)) + ("*" if any(map(shared_cores, cells)) else "")
 
 
+def posthoc_ema_fid(cells: Cells) -> str:
+    """The chosen post-hoc EMA's test FID over the seeds, with the length each seed chose."""
+    chosen = [cell for cell in cells if posthoc_ema("fid")(cell) is not None]
+    if not chosen:
+        return MISSING
+    lengths = "/".join(f"{cell['posthoc_ema']['sigma_rel']:g}" for cell in chosen)
+    return (
+        f"{mean_std(present(chosen, posthoc_ema('fid')), metric('fid').decimals)} (σ_rel {lengths})"
+    )
+
+
 def recipe_row(recipe: Recipe, cells: Cells, planned: int) -> list[str]:
     fid = metric("fid").decimals
     return [
@@ -115,6 +132,7 @@ def recipe_row(recipe: Recipe, cells: Cells, planned: int) -> list[str]:
         f"{len(cells)}/{planned}",
         mean_std(present(cells, final("fid")), fid),
         mean_std(present(cells, best("fid")), fid),
+        posthoc_ema_fid(cells),
         *(mean_std(present(cells, final(k)), metric(k).decimals) for k in SCORE_KEYS),
         mean_std(present(cells, trained("batches")), 0),
         wall_time(cells),
@@ -136,6 +154,7 @@ def floor_row(floor: dict[str, Any] | None) -> list[str]:
         f"real training images (floor{f', {images:,}' if images else ''})",
         "-",
         shown("fid"),
+        "-",
         "-",
         *(shown(k) if k != "nfe" else "-" for k in SCORE_KEYS),
         "-",
@@ -277,8 +296,8 @@ def render(
 ) -> str:
     """The whole page."""
     scores = [metric(k).header for k in SCORE_KEYS]
-    header = ["recipe", "seeds", "test FID (final)", "test FID (best on val)", *scores,
-              "batches", "train wall (mean)"]  # fmt: skip
+    header = ["recipe", "seeds", "test FID (final)", "test FID (best on val)",
+              "test FID (post-hoc EMA)", *scores, "batches", "train wall (mean)"]  # fmt: skip
     rows = [recipe_row(recipe, cells[recipe.name], len(plan.seeds)) for recipe in recipes]
     if plan.floor is not None:
         rows.insert(0, floor_row(floor))
@@ -289,6 +308,7 @@ def render(
     ]
     budgets = [budget_row(recipe, cells[recipe.name], plan.budgets_minutes) for recipe in recipes]
     missing, under_load = missing_lines(plan, recipes, cells), under_load_lines(cells)
+    choice = " ".join(plan.posthoc_ema.choose_on) if plan.posthoc_ema else "validation images"
     parts = [
         "# Results",
         "",
@@ -301,7 +321,10 @@ def render(
         "scored on the same latent seeds. Cells: mean ± std over the training seeds measured. "
         "**test FID (final)** is of the weights at the end of training; **test FID (best on "
         "val)** of the checkpoint with the lowest validation FID, a second number that "
-        "selection on a noisy score biases downwards. KID, precision/recall (k = 3), "
+        "selection on a noisy score biases downwards. **test FID (post-hoc EMA)** is of the "
+        "weight average (EDM2's post-hoc EMA, rebuilt after training from the run's "
+        "snapshots) whose length σ_rel scored best among the plan's lengths and the live "
+        f"weights on `{choice}`; each seed's choice is named. KID, precision/recall (k = 3), "
         "density/coverage (k = 5) and NFE (network evaluations per image) are of the final "
         "weights. The floor row scores real training images exactly as samples are scored "
         "(same reference, count, extractor and seeds): the best FID reachable.",
