@@ -1,4 +1,4 @@
-"""The VAE variants: IWAE objective, beta-VAE and conditional VAE recipes, ex-post GMM sampler."""
+"""The VAE variants: IWAE objective, beta-VAE and conditional VAE recipes, ex-post GMM latents."""
 
 from __future__ import annotations
 
@@ -224,7 +224,7 @@ def test_gmm_fitted_to_a_cvaes_training_latents_per_class(cvae_checkpoint: Path)
     sevens = means[labels == 7]
     assert z.shape == (2000, model.latent_dim)
     assert torch.allclose(z.mean(0), sevens.mean(0), atol=0.1 * sevens.std(0).max().item())
-    model.latent_sampler = gmm  # generate hands its labels to the sampler
+    model.latent_draw = gmm  # generate hands its labels to the mixture
     images = model.generate(
         4, generator=torch.Generator().manual_seed(0), labels=torch.full((4,), 7)
     )
@@ -232,35 +232,35 @@ def test_gmm_fitted_to_a_cvaes_training_latents_per_class(cvae_checkpoint: Path)
     assert torch.allclose(images, model.sample(expected_z, torch.full((4,), 7)).clamp(-1, 1))
 
 
-def test_eval_with_the_gmm_sampler_reports_both_fids(
+def test_eval_with_gmm_latents_reports_both_fids(
     cvae_checkpoint: Path, make_config: Callable[..., DictConfig], tmp_path: Path
 ) -> None:
     cfg = make_config(
         "eval",
-        [f"ckpt_path={cvae_checkpoint}", "sampler=gmm", "gmm_components=3",
+        [f"ckpt_path={cvae_checkpoint}", "latents=gmm", "gmm_components=3",
          "metrics.n_samples=200", "iw_samples=2"],
     )  # fmt: skip
     evaluate(cfg)
     results = json.loads(Path(cfg.out_file).read_text())
-    assert results["sampler"] == "gmm" and results["gmm_components"] == 3
+    assert results["latents"] == "gmm" and results["gmm_components"] == 3
     for key in ("fid", "kid_mean", "precision", "recall"):
         assert math.isfinite(results[key]) and math.isfinite(results[f"{key}_gmm"])
-    assert results["fid"] != results["fid_gmm"]  # two samplers, two sets of images
+    assert results["fid"] != results["fid_gmm"]  # two latent draws, two sets of images
     assert results["seconds"]["gmm_fit"] > 0
     assert math.isfinite(results["iw_nll_nats"])  # the conditional bound, with labels
 
 
 @pytest.mark.slow
-def test_gmm_sampler_on_a_gan_fails_in_one_line(tmp_path: Path) -> None:
+def test_gmm_latents_on_a_gan_fail_in_one_line(tmp_path: Path) -> None:
     ckpt = train_recipe("quickstart", tmp_path / "gan")
     proc = run(
-        [str(BIN / "genlab-sample"), f"ckpt_path={ckpt}", "sampler=gmm",
+        [str(BIN / "genlab-sample"), f"ckpt_path={ckpt}", "latents=gmm",
          f"hydra.run.dir={tmp_path / 'out'}"],
         cwd=tmp_path,
         check=False,
     )  # fmt: skip
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        "error: sampler=gmm fits a mixture to a VAE's encoded latents, but this checkpoint "
-        "holds a GANModule, which has no encoder; use sampler=prior"
+        "error: latents=gmm fits a mixture to a VAE's encoded latents, but this checkpoint "
+        "holds a GANModule, which has no encoder; use latents=prior"
     ]

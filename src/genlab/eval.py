@@ -4,7 +4,7 @@ comparison table.
 
 genlab-eval ckpt_path=<run>/checkpoints/best.ckpt
 genlab-eval ckpt_path=... metrics=fid_inception metrics.n_samples=10000
-genlab-eval ckpt_path=<VAE run>/checkpoints/best.ckpt sampler=gmm   # + fid_gmm, ...
+genlab-eval ckpt_path=<VAE run>/checkpoints/best.ckpt latents=gmm   # + fid_gmm, ...
 genlab-eval samples=samples.npz data=mnist_embedded                  # any generator's samples
 genlab-eval samples=[gan.ckpt,vae.ckpt,digits/] names=[GAN,VAE,real] data=mnist_embedded
 genlab-eval samples=folder/ reference=stats.npz                     # statistics from genlab-stats

@@ -4,7 +4,7 @@ genlab-sample ckpt_path=<run>/checkpoints/last.ckpt n=64            # one grid P
 genlab-sample ckpt_path=<run>/checkpoints/last.ckpt n=1000 out_dir=gen  # an ImageFolder
 genlab-sample ckpt_path=<conditional run>/checkpoints/last.ckpt labels=7      # only sevens
 genlab-sample ckpt_path=<conditional run>/checkpoints/last.ckpt labels=[0,1,2]  # cycled
-genlab-sample ckpt_path=<VAE run>/checkpoints/last.ckpt sampler=gmm   # z from a fitted mixture
+genlab-sample ckpt_path=<VAE run>/checkpoints/last.ckpt latents=gmm   # z from a fitted mixture
 genlab-sample ckpt_path=... n=10000 format=npz   # samples.npz: uint8 NHWC arr_0 (+ labels arr_1)
 """
 
@@ -26,7 +26,7 @@ from genlab.config.paths import config_dir
 from genlab.config.resolvers import register_resolvers
 from genlab.errors import ConfigError, user_errors_reported
 from genlab.evaluation.image_files import IMAGES_KEY, LABELS_KEY, to_nhwc_array
-from genlab.models.latent_gmm import check_sampler, fit_latent_gmm
+from genlab.models.latent_gmm import check_latents, fit_latent_gmm
 from genlab.runs.output_paths import writable_directory
 from genlab.runs.result import result_recorded
 from genlab.utils.devices import checked_device
@@ -97,12 +97,12 @@ def sample(cfg: DictConfig) -> Path:
     out_dir = None if cfg.out_dir is None else writable_directory("out_dir", Path(cfg.out_dir))
     fmt = output_format(cfg.format, out_dir)
     model, run_cfg = load_model(cfg.ckpt_path)
-    check_sampler(cfg.sampler, model)
+    check_latents(cfg.latents, model)
     model.sampling_settings(**sampling_overrides(cfg.sampling))  # fails before any work
     model.to(device)
-    if cfg.sampler == "gmm":  # the training data, as the checkpoint's config reads it
+    if cfg.latents == "gmm":  # the training data, as the checkpoint's config reads it
         datamodule = run_datamodule(run_cfg, cfg.data_dir)
-        model.latent_sampler = fit_latent_gmm(model, datamodule, cfg.gmm_components, cfg.seed)
+        model.latent_draw = fit_latent_gmm(model, datamodule, cfg.gmm_components, cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)
     labels = requested_labels(cfg.labels, cfg.n)
     if labels is None:  # the labels generate() would draw itself, drawn here to be written

@@ -215,7 +215,7 @@ class Harness:
                 scores, extracted, seconds = self.scorer.score(samples, seed)
             except NonFiniteSamplesError as err:
                 raise NonFiniteSamplesError(
-                    f"{err} (sampler={self.cfg.sampler}); FID, KID and IS are undefined for "
+                    f"{err} (latents={self.cfg.latents}); FID, KID and IS are undefined for "
                     "them: evaluate an earlier checkpoint of the run"
                 ) from None
             runs.append(scores)
@@ -268,10 +268,10 @@ class Harness:
             )  # fmt: skip
 
     def checkpoint_extras(self, source: CheckpointSource, datamodule: Any) -> dict[str, Any]:
-        """What only a checkpoint has: sampler=gmm's metrics, and likelihood bounds where the
+        """What only a checkpoint has: latents=gmm's metrics, and likelihood bounds where the
         model has them."""
         extras: dict[str, Any] = {}
-        if self.cfg.sampler == "gmm":
+        if self.cfg.latents == "gmm":
             _, fit_seconds = timed(
                 lambda: source.use_fitted_mixture(
                     datamodule, self.cfg.gmm_components, self.cfg.seed
@@ -319,7 +319,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     `nfe_sweep.steps` adds FID against NFE (`genlab.evaluation.nfe_sweep`): its rows under
     "nfe_sweep" and its table and picture beside the comparison table.
 
-    `sampler=gmm` (VAEs) adds the sample metrics of latents drawn from a Gaussian mixture
+    `latents=gmm` (VAEs) adds the sample metrics of latents drawn from a Gaussian mixture
     fitted to the training latents, beside the prior's, as `<metric>_gmm`.
     """
     check_numbers(cfg, EVAL_KEYS)
@@ -331,7 +331,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     extractor = feature_extractor(m, device)
     checkpoints = {
         index: CheckpointSource.load(
-            name, path, cfg.sampler, m.batch_size, device, sampling_overrides(cfg.sampling)
+            name, path, cfg.latents, m.batch_size, device, sampling_overrides(cfg.sampling)
         )
         for index, (name, path, kind, _) in enumerate(specs)
         if kind == "checkpoint"

@@ -22,7 +22,7 @@ from genlab.checkpoints import load_model
 from genlab.errors import ConfigError, GenlabError
 from genlab.evaluation.image_files import ARRAY_SUFFIXES, ImageSet, read_array, read_folder
 from genlab.models.base import GenerativeModule
-from genlab.models.latent_gmm import check_sampler, fit_latent_gmm
+from genlab.models.latent_gmm import check_latents, fit_latent_gmm
 from genlab.utils.progress import Advance, progress
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ class CheckpointSource:
     path: Path
     model: GenerativeModule
     run_cfg: DictConfig
-    sampler: str = "prior"
+    latents: str = "prior"  # prior | gmm: where a VAE's latents come from
     batch_size: int = 500
     #: sampling options beyond the model's defaults (steps, solver, guidance, eta)
     sampling: dict[str, Any] = field(default_factory=dict)
@@ -84,16 +84,16 @@ class CheckpointSource:
         cls,
         name: str,
         path: Path,
-        sampler: str,
+        latents: str,
         batch_size: int,
         device: torch.device,
         sampling: dict[str, Any] | None = None,
     ) -> CheckpointSource:
         model, run_cfg = load_model(path)
-        check_sampler(sampler, model)
+        check_latents(latents, model)
         sampling = sampling or {}
         model.sampling_settings(**sampling)  # an option the model lacks fails before any work
-        return cls(name, path, model.to(device), run_cfg, sampler, batch_size, sampling)
+        return cls(name, path, model.to(device), run_cfg, latents, batch_size, sampling)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -126,8 +126,8 @@ class CheckpointSource:
         return ImageSet(images.cpu(), None if labels is None else labels.cpu())
 
     def use_fitted_mixture(self, datamodule: Any, components: int, seed: int) -> None:
-        """Draw latents from a Gaussian mixture fitted to the training latents (sampler=gmm)."""
-        self.model.latent_sampler = fit_latent_gmm(self.model, datamodule, components, seed)
+        """Draw latents from a Gaussian mixture fitted to the training latents (latents=gmm)."""
+        self.model.latent_draw = fit_latent_gmm(self.model, datamodule, components, seed)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -135,7 +135,7 @@ class CheckpointSource:
             "source_kind": self.kind,
             "checkpoint": str(self.path.resolve()),
             "model": type(self.model).__name__,
-            "sampler": self.sampler,
+            "latents": self.latents,
             "sampling": self.model.sampling_settings(**self.sampling),
             "nfe": self.model.function_evaluations(**self.sampling),
         }

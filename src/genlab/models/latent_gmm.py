@@ -26,7 +26,7 @@ from genlab.models.capabilities import Encodes
 from genlab.nets.layers import evaluating
 
 #: where `generate` draws latents from: the model's prior, or a mixture fitted after training
-SAMPLERS = ("prior", "gmm")
+LATENTS = ("prior", "gmm")  # where sampling draws a model's latents from
 
 
 class GaussianMixture:
@@ -58,7 +58,7 @@ class GaussianMixture:
 class LatentGMM:
     """p_GMM(z), or for a conditional VAE p_GMM(z|y): one mixture per class.
 
-    Called as the VAE's `latent_sampler(n, labels, generator)`. Without labels, a
+    Called as the VAE's `latent_draw(n, labels, generator)`. Without labels, a
     class-conditional one draws each label with its frequency in the training data
     first, i.e. samples the mixture of all classes.
     """
@@ -91,15 +91,15 @@ class LatentGMM:
         if labels.min() < 0 or labels.max() >= num_classes:
             raise ConfigError(
                 f"the training labels must lie in 0..{num_classes - 1} (the model's classes), "
-                f"got {labels.min()}..{labels.max()}; fit sampler=gmm on the data the model "
+                f"got {labels.min()}..{labels.max()}; fit latents=gmm on the data the model "
                 "was trained on"
             )
         counts = torch.bincount(labels, minlength=num_classes)
         if (counts < 2).any():  # EM needs two points
             few = ", ".join(str(c) for c in (counts < 2).nonzero().flatten().tolist())
             raise ConfigError(
-                f"the training split has fewer than 2 images of class {few}, so sampler=gmm "
-                "cannot fit their latents; use sampler=prior or data with every class"
+                f"the training split has fewer than 2 images of class {few}, so latents=gmm "
+                "cannot fit their latents; use latents=prior or data with every class"
             )
         mixtures = [
             GaussianMixture.fit(latents[labels == c], min(components, int(count)), seed)
@@ -124,14 +124,14 @@ class LatentGMM:
         return z
 
 
-def check_sampler(sampler: str, model: GenerativeModule) -> None:
-    """Raise ConfigError unless `sampler` is known and the model can use it (gmm: a VAE)."""
-    if sampler not in SAMPLERS:
-        raise ConfigError(f"sampler={sampler!r} is unknown; choose one of {', '.join(SAMPLERS)}")
-    if sampler == "gmm" and not isinstance(model, Encodes):
+def check_latents(latents: str, model: GenerativeModule) -> None:
+    """Raise ConfigError unless `latents` is known and the model can use it (gmm: a VAE)."""
+    if latents not in LATENTS:
+        raise ConfigError(f"latents={latents!r} is unknown; choose one of {', '.join(LATENTS)}")
+    if latents == "gmm" and not isinstance(model, Encodes):
         raise ConfigError(
-            f"sampler=gmm fits a mixture to a VAE's encoded latents, but this checkpoint holds "
-            f"a {type(model).__name__}, which has no encoder; use sampler=prior"
+            f"latents=gmm fits a mixture to a VAE's encoded latents, but this checkpoint holds "
+            f"a {type(model).__name__}, which has no encoder; use latents=prior"
         )
 
 

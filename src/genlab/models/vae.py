@@ -37,7 +37,7 @@ OBJECTIVES = ("elbo", "iwae")
 
 #: draws n latents for the decoder to read with `labels` (None: unconditional or drawn), with
 #: an optional seeded CPU generator, e.g. a fitted LatentGMM
-LatentSampler = Callable[[int, Tensor | None, torch.Generator | None], Tensor]
+LatentDraw = Callable[[int, Tensor | None, torch.Generator | None], Tensor]
 
 
 class VAEModule(LatentVariableModule):
@@ -49,7 +49,7 @@ class VAEModule(LatentVariableModule):
     (binary cross-entropy summed over pixels); `gaussian` is N(x; decoder(z),
     sigma^2) on the [-1, 1] pixel scale with a fixed `gaussian_sigma`.
 
-    `latent_sampler`, when set (genlab-sample/genlab-eval `sampler=gmm`), replaces the
+    `latent_draw`, when set (genlab-sample/genlab-eval `latents=gmm`), replaces the
     prior in `generate`; it is not part of the checkpoint.
     """
 
@@ -106,15 +106,15 @@ class VAEModule(LatentVariableModule):
         self.beta = beta
         self.kl_warmup_steps = kl_warmup_steps
         self.gaussian_sigma = gaussian_sigma
-        self.latent_sampler: LatentSampler | None = None
+        self.latent_draw: LatentDraw | None = None
 
     def sample_noise(
         self, n: int, generator: torch.Generator | None = None, labels: Tensor | None = None
     ) -> Tensor:
-        """z from `latent_sampler` (given the labels) when one is set, else from the prior."""
-        if self.latent_sampler is None:
+        """z from `latent_draw` (given the labels) when one is set, else from the prior."""
+        if self.latent_draw is None:
             return super().sample_noise(n, generator, labels)
-        return self.latent_sampler(n, labels, generator).to(self.device)
+        return self.latent_draw(n, labels, generator).to(self.device)
 
     def decode(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
         """The mean image of p(x|z[, y]), mapped to [-1, 1]."""
