@@ -323,8 +323,8 @@ def render(
         "val)** of the checkpoint with the lowest validation FID, a second number that "
         "selection on a noisy score biases downwards. **test FID (post-hoc EMA)** is of the "
         "weight average (EDM2's post-hoc EMA, rebuilt after training from the run's "
-        "snapshots) whose length σ_rel scored best among the plan's lengths and the live "
-        f"weights on `{choice}`; each seed's choice is named. KID, precision/recall (k = 3), "
+        "snapshots) whose length σ_rel scored the lowest FID of the plan's lengths on "
+        f"`{choice}`; each seed's choice is named. KID, precision/recall (k = 3), "
         "density/coverage (k = 5) and NFE (network evaluations per image) are of the final "
         "weights. The floor row scores real training images exactly as samples are scored "
         "(same reference, count, extractor and seeds): the best FID reachable.",
