@@ -27,7 +27,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from genlab.utils.numbers import is_number
+
 MAX_SIGMA_REL = 12**-0.5  # sigma_rel of the uniform profile, gamma = 0
+
+
+def is_sigma_rel(value: object) -> bool:
+    """Whether `value` is a length a power profile has: a number in (0, MAX_SIGMA_REL)."""
+    return is_number(value) and 0 < value < MAX_SIGMA_REL  # type: ignore[operator]
 
 
 def exp_to_std(gamma: float) -> float:
@@ -42,7 +49,7 @@ def std_to_exp(sigma_rel: float) -> float:
     Algorithm 2): squaring eq. 3 gives gamma^3 + 7 gamma^2 + (16 - s) gamma + (12 - s) = 0
     with s = sigma_rel^-2. For s > 12 it has exactly one positive root; the roots sum to -7,
     so any complex pair has a negative real part and the largest real part is that root."""
-    if not 0 < sigma_rel < MAX_SIGMA_REL:
+    if not is_sigma_rel(sigma_rel):
         raise ValueError(f"sigma_rel must be in (0, {MAX_SIGMA_REL:.4f}), got {sigma_rel}")
     s = sigma_rel**-2
     return float(np.roots([1.0, 7.0, 16.0 - s, 12.0 - s]).real.max())

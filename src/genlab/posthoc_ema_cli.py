@@ -29,6 +29,7 @@ from genlab.config.resolvers import register_resolvers
 from genlab.errors import ConfigError, GenlabError, user_errors_reported
 from genlab.posthoc_ema import (
     MAX_SIGMA_REL,
+    is_sigma_rel,
     profile_error,
     reconstruct,
     sigma_rel_of_decay,
@@ -79,7 +80,7 @@ def requested_sigma_rels(cfg: DictConfig, steps: int) -> list[float]:
             raise ConfigError(f"decays must lie in (0, 1), got {decay}")
         wanted.append(sigma_rel_of_decay(float(decay), steps))
     for sigma_rel in wanted:
-        if not 0 < sigma_rel < MAX_SIGMA_REL:
+        if not is_sigma_rel(sigma_rel):
             raise ConfigError(
                 f"a sigma_rel must lie in (0, {MAX_SIGMA_REL:.3f}), got {sigma_rel:.4g}"
                 " (a classic decay this short at this run length has no power profile)"

@@ -65,8 +65,14 @@ def rows_of(points: list[dict[str, Any]], results: list[dict]) -> list[dict[str,
     ]
 
 
+def best_length(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The rebuilt length with the lowest FID (the live and fixed-decay rows do not compete:
+    they are what the lengths are compared with)."""
+    return min((r for r in rows if r["sigma_rel"] is not None), key=lambda r: r["fid"])
+
+
 def markdown(rows: list[dict[str, Any]]) -> str:
-    best = min((r for r in rows if r["sigma_rel"] is not None), key=lambda r: r["fid"])
+    best = best_length(rows)
     lines = ["| " + " | ".join(COLUMNS) + " |", "|---|" + "---:|" * (len(COLUMNS) - 1)]
     for r in rows:
         cells = [r["weights"], *(f"{r[c]:.4g}" if r[c] is not None else "-" for c in COLUMNS[1:])]

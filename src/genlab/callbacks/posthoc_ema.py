@@ -22,7 +22,7 @@ import pytorch_lightning as pl
 
 from genlab.checkpoints import save_into_file
 from genlab.errors import ConfigError
-from genlab.posthoc_ema import MAX_SIGMA_REL, PowerEMA
+from genlab.posthoc_ema import MAX_SIGMA_REL, PowerEMA, is_sigma_rel
 from genlab.utils.files import write_atomically
 
 #: where a run's snapshots go (conf/callbacks/posthoc_ema.yaml's dirpath) and genlab-ema looks
@@ -47,7 +47,7 @@ class PostHocEMA(pl.Callback):
         self, dirpath: str | Path, sigma_rels: list[float], snapshot_every: int = 100
     ) -> None:
         sigma_rels = list(sigma_rels)
-        if not sigma_rels or any(not 0 < s < MAX_SIGMA_REL for s in sigma_rels):
+        if not sigma_rels or not all(map(is_sigma_rel, sigma_rels)):
             raise ConfigError(
                 f"callbacks.posthoc_ema.sigma_rels must be a non-empty list of numbers in "
                 f"(0, {MAX_SIGMA_REL:.3f}), got {sigma_rels}"

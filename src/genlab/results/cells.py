@@ -49,6 +49,7 @@ from genlab.config.compose import compose_config
 from genlab.config.paths import config_dir
 from genlab.errors import ConfigError, first_line
 from genlab.posthoc_ema_cli import posthoc_checkpoint_name
+from genlab.posthoc_ema_sweep import best_length
 from genlab.report.runs import Series, read_job
 from genlab.results.children import CHILDREN
 from genlab.results.plan import Plan, PostHocEMA, Recipe
@@ -284,7 +285,7 @@ def score_posthoc_ema(
         run_logged(genlab_command("genlab.posthoc_ema_cli", overrides), log)
     with (choice_dir / "posthoc_ema.csv").open() as table:
         rows = [choice_row(row) for row in csv.DictReader(table)]
-    chosen = min((r for r in rows if r["sigma_rel"] is not None), key=lambda r: r["fid"])
+    chosen = best_length(rows)
     ckpt = run_dir / "checkpoints" / posthoc_checkpoint_name(chosen["sigma_rel"])
     with phase(f"eval post-hoc EMA (sigma_rel {chosen['sigma_rel']:g})", log):
         scores = evaluate(

@@ -12,8 +12,7 @@ import yaml
 
 from genlab.config.paths import config_dir
 from genlab.errors import ConfigError, first_line
-from genlab.posthoc_ema import MAX_SIGMA_REL
-from genlab.utils.numbers import is_number
+from genlab.posthoc_ema import MAX_SIGMA_REL, is_sigma_rel
 
 PLAN_KEYS = {"seeds", "runs_dir", "eval", "budgets_minutes", "floor", "posthoc_ema", "recipes"}
 RECIPE_KEYS = {"train", "baseline", "change"}
@@ -87,10 +86,6 @@ def parse_recipe(name: str, spec: object) -> Recipe:
     )
 
 
-def is_length(value: object) -> bool:
-    return is_number(value) and 0 < value < MAX_SIGMA_REL  # type: ignore[operator]
-
-
 def parse_posthoc_ema(spec: object, path: Path) -> PostHocEMA | None:
     if spec is None:
         return None
@@ -98,7 +93,7 @@ def parse_posthoc_ema(spec: object, path: Path) -> PostHocEMA | None:
         raise ConfigError(f"{path}: posthoc_ema must be null or a mapping of the keys "
                           f"{sorted(POSTHOC_KEYS)}")  # fmt: skip
     lengths = spec["sigma_rels"]
-    if not isinstance(lengths, list) or not lengths or not all(map(is_length, lengths)):
+    if not isinstance(lengths, list) or not lengths or not all(map(is_sigma_rel, lengths)):
         raise ConfigError(
             f"{path}: posthoc_ema.sigma_rels must be a non-empty list of EMA lengths in "
             f"(0, {MAX_SIGMA_REL:.4f})"
