@@ -25,7 +25,7 @@ from benchmarks.evaluation import bench_evaluation
 from benchmarks.overhead import bench_overhead
 from benchmarks.report import environment, peak_rss_mb, render
 from benchmarks.sampling import bench_sampling
-from benchmarks.training import bench_training, digits_parsed_once
+from benchmarks.training import bench_training
 from genlab.config.paths import group_options
 from genlab.errors import user_errors_reported
 
@@ -163,7 +163,6 @@ def main(argv: list[str] | None = None) -> None:
     out = args.out or Path("outputs/bench") / f"{datetime.datetime.now():%Y-%m-%d_%H-%M-%S}.json"
     with (
         user_errors_reported(),
-        digits_parsed_once(),
         tempfile.TemporaryDirectory(prefix="genlab-bench-") as workdir,
     ):
         result = run(args, Path(workdir))

@@ -26,7 +26,6 @@ from rich.table import Table
 
 from benchmarks.gpu_check import DRY_RUN, GPU, SECTIONS, plan, run_checks
 from benchmarks.report import environment
-from benchmarks.training import digits_parsed_once
 
 NO_GPU = (
     "gpu-check: no CUDA GPU is visible, so there is nothing to measure "
@@ -121,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     sizes = DRY_RUN if args.dry_run else GPU
     stamp = f"{datetime.datetime.now():%Y-%m-%d_%H-%M-%S}"
     out = args.out or Path("outputs/gpu-check") / f"{stamp}.json"
-    with digits_parsed_once(), tempfile.TemporaryDirectory(prefix="genlab-gpu-check-") as workdir:
+    with tempfile.TemporaryDirectory(prefix="genlab-gpu-check-") as workdir:
         rows = run_checks(plan(sizes, Path(workdir), args.dry_run, args.only), args.budget)
     result = {
         "environment": environment(),

